@@ -1,0 +1,56 @@
+"""MOTChallenge text files: detections in, tracking results out."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def read_mot_detections(path: str | Path, min_score: float = -np.inf) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Read MOTChallenge detection rows ``frame,-1,left,top,w,h,score,...``.
+
+    Rows with non-finite values or non-positive width/height are dropped (counted in the log);
+    scores are clipped to [0, 1].
+
+    Returns:
+        {frame number: (tlbr (N,4) float32 pixels, scores (N,) float32)}, frames 1-based as in the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"detection file not found: {path}")
+    try:
+        data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise UserError(f"malformed detection file {path}: {exc}") from None
+    if data.size == 0:
+        return {}
+    if data.shape[1] < 7:
+        raise UserError(f"malformed detection file {path}: expected at least 7 columns "
+                        f"(frame,id,left,top,w,h,score), got {data.shape[1]}")
+    ok = np.isfinite(data[:, :7]).all(axis=1) & (data[:, 4] > 0) & (data[:, 5] > 0)
+    if not ok.all():
+        log.warning("%s: dropped %d invalid rows (NaN or non-positive size)", path.name, int((~ok).sum()))
+    data = data[ok & (data[:, 6] >= min_score)]
+    frames = data[:, 0].astype(np.int64)
+    tlbr = data[:, 2:6].astype(np.float32).copy()
+    tlbr[:, 2:] += tlbr[:, :2]
+    scores = np.clip(data[:, 6], 0.0, 1.0).astype(np.float32)
+    order = np.argsort(frames, kind="stable")
+    frames, tlbr, scores = frames[order], tlbr[order], scores[order]
+    uniq, starts = np.unique(frames, return_index=True)
+    ends = np.append(starts[1:], len(frames))
+    return {int(f): (tlbr[s:e], scores[s:e]) for f, s, e in zip(uniq, starts, ends)}
+
+
+def format_mot_rows(frame: int, track_ids: np.ndarray, tlbr: np.ndarray, scores: np.ndarray) -> str:
+    """MOTChallenge result rows ``frame,id,left,top,w,h,score,-1,-1,-1`` for one frame."""
+    lines = []
+    for tid, (l, t, r, b), s in zip(track_ids.tolist(), np.asarray(tlbr, np.float64).tolist(), scores.tolist()):
+        lines.append(f"{frame},{tid},{l:.2f},{t:.2f},{r - l:.2f},{b - t:.2f},{s:.3f},-1,-1,-1\n")
+    return "".join(lines)

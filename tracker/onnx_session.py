@@ -1,0 +1,49 @@
+"""ONNX Runtime session creation with provider choice, fallback and explicit CPU threads."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+_PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+def create_session(path: Path, providers: tuple[str, ...] = ("cuda", "cpu"), cpu_threads: int = 0):
+    """Open an ONNX model with the first of ``providers`` that loads; logs which one is used.
+
+    Args:
+        path: the .onnx file.
+        providers: preference order among "tensorrt", "cuda", "cpu".
+        cpu_threads: intra-op threads for the CPU provider; 0 = onnxruntime's default (all cores).
+    """
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    wanted = []
+    for p in providers:
+        if p not in _PROVIDER_NAMES:
+            raise UserError(f"unknown execution provider '{p}' (allowed: {', '.join(_PROVIDER_NAMES)})")
+        if _PROVIDER_NAMES[p] in available:
+            wanted.append(_PROVIDER_NAMES[p])
+    if "CPUExecutionProvider" not in wanted:
+        wanted.append("CPUExecutionProvider")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if cpu_threads > 0:
+        opts.intra_op_num_threads = cpu_threads
+        opts.inter_op_num_threads = 1
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+    except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+        raise UserError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
+    used = sess.get_providers()[0]
+    log.info("%s: running on %s", Path(path).name, used)
+    return sess
