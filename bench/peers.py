@@ -365,8 +365,8 @@ def fmt_table(rows: list[dict]) -> str:
             body.append([r["tracker"], r["dets"], f"ERROR: {r['error']}"])
             continue
         m = r["metrics"]
-        body.append([r["tracker"], r["dets"], f"{100 * m['HOTA']:.1f}", f"{100 * m['IDF1']:.1f}",
-                     f"{100 * m['MOTA']:.1f}", f"{int(round(m['IDSW']))}", f"{r['ms']:.2f}"])
+        body.append([r["tracker"], r["dets"], f"{m['HOTA']:.1f}", f"{m['IDF1']:.1f}",
+                     f"{m['MOTA']:.1f}", f"{int(round(m['IDSW']))}", f"{r['ms']:.2f}"])
     widths = [max(len(head[i]), *(len(b[i]) for b in body if len(b) > i and len(b) == len(head)))
               if body else len(head[i]) for i in range(len(head))]
     def line(cells):
@@ -460,7 +460,7 @@ def main(argv=None) -> int:
                 try:
                     with contextlib.redirect_stdout(io.StringIO()):
                         res = evaluate_files({SEQ: gt}, {SEQ: r["file"]})
-                    r["metrics"] = {k: float(res[SEQ][k]) for k in METRICS}
+                    r["metrics"] = {k: float(res[SEQ][k]) for k in METRICS}  # HOTA, IDF1, MOTA in percent
                 except Exception as exc:
                     r["error"] = f"evaluation failed: {type(exc).__name__}: {exc}".splitlines()[0][:200]
                     log(f"{r['tracker']} / {r['dets']}: {r['error']}\n{traceback.format_exc()}")

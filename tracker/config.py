@@ -33,16 +33,16 @@ class KalmanConfig:
         0.25, "process noise on position, box sizes per sqrt(second). Higher: follows sudden moves, "
         "but gates widen and neighbours are confused more easily.", 0.0, 10.0)
     std_velocity: float = _f(
-        0.6, "process noise on velocity, box sizes per second per sqrt(second). Higher: adapts to "
+        0.3, "process noise on velocity, box sizes per second per sqrt(second). Higher: adapts to "
         "turns and speed changes quickly; lower: smoother, better through occlusion.", 0.0, 10.0)
     std_measurement: float = _f(
-        0.05, "detection noise, fraction of box size. Higher: trusts the motion model more than "
+        0.2, "detection noise, fraction of box size. Higher: trusts the motion model more than "
         "each detection (smoother, laggier).", 1e-4, 1.0)
     init_velocity: float = _f(
         1.0, "standard deviation of the unknown velocity of a new track, box sizes per second. "
         "Higher: wider gates for a new track's second match.", 0.0, 20.0)
     score_scaled_noise: bool = _f(
-        True, "scale measurement noise by (1 - score) (NSA Kalman): confident detections pull the "
+        False, "scale measurement noise by (1 - score) (NSA Kalman): confident detections pull the "
         "state harder. Off: every detection weighs the same.")
     max_dt: float = _f(
         2.0, "longest time step in seconds the filter integrates velocity over; lost tracks stop "
@@ -62,20 +62,20 @@ class TrackerConfig:
         "extend existing tracks by IoU (ByteTrack). Lower: keeps tracks through occlusion, more "
         "risk of drifting onto clutter.", 0.0, 1.0)
     new_track_score: float = _f(
-        0.6, "minimum score for an unmatched detection to start a new track. Higher: fewer false "
+        0.7, "minimum score for an unmatched detection to start a new track. Higher: fewer false "
         "and duplicate tracks, later starts.", 0.0, 1.0)
     n_init: int = _f(
-        3, "consecutive matches before a tentative track is confirmed and reported. Higher: fewer "
+        4, "consecutive matches before a tentative track is confirmed and reported. Higher: fewer "
         "false tracks, each true one reported later.", 1, 100)
     max_age: float = _f(
-        10.0, "seconds a lost confirmed track is kept for re-identification before removal. Higher: "
+        5.0, "seconds a lost confirmed track is kept for re-identification before removal. Higher: "
         "survives longer occlusions, more candidates to confuse.", 0.0, 86400.0)
     appearance_weight: float = _f(
-        0.5, "weight of cosine appearance distance in the first-stage cost; the rest is IoU distance "
+        0.8, "weight of cosine appearance distance in the first-stage cost; the rest is IoU distance "
         "to the predicted box. Higher: relies on looks (survives long gaps); lower: relies on "
         "motion (robust to similar clothing).", 0.0, 1.0)
     max_cosine_distance: float = _f(
-        0.35, "appearance gate: pairs farther apart (1 - cosine similarity) never match in the first "
+        0.3, "appearance gate: pairs farther apart (1 - cosine similarity) never match in the first "
         "stage. Higher: tolerates pose/light changes, more identity swaps.", 0.0, 2.0)
     match_threshold: float = _f(
         0.8, "largest fused cost accepted in the first stage. Higher: more matches, more wrong ones.",
@@ -96,11 +96,15 @@ class TrackerConfig:
         "ema", "per-track appearance memory: 'ema' (one exponentially averaged vector) or 'gallery' "
         "(the last gallery_size vectors, distance = smallest).", choices=("ema", "gallery"))
     ema_alpha: float = _f(
-        0.9, "EMA momentum: weight of the old appearance. Higher: slower to adapt, more robust to "
+        0.95, "EMA momentum: weight of the old appearance. Higher: slower to adapt, more robust to "
         "a few bad crops.", 0.0, 1.0)
     gallery_size: int = _f(
         30, "embeddings kept per track with memory 'gallery'. Higher: more robust matching, more "
         "memory and time.", 1, 1000)
+    output_box: str = _f(
+        "filtered", "box reported for a matched track: 'filtered' (Kalman estimate after the update: "
+        "smoother, less detector jitter) or 'detection' (the raw detection box).",
+        choices=("filtered", "detection"))
     kalman: KalmanConfig = field(default_factory=KalmanConfig, metadata={"doc": "motion model"})
 
 

@@ -195,12 +195,15 @@ class CameraTracker:
         missed = trk_match < 0
         drop = missed & (self.state == TENTATIVE)
         drop |= (self.state == CONFIRMED) & (now - self.last_seen > cfg.max_age)
+        if cfg.output_box == "filtered":
+            matched_tlbr = self.predicted_tlbr()
+        else:
+            matched_tlbr = tlbr[np.maximum(trk_match, 0)] if n_det else track_tlbr
         out_rows = np.nonzero(~drop & ((trk_match >= 0) | (self.state == CONFIRMED)))[0]
         out = TrackOutput(
             track_ids=self.track_ids[out_rows].copy(),
             global_ids=np.full(len(out_rows), -1, np.int64),
-            tlbr=np.where((trk_match[out_rows] >= 0)[:, None],
-                          tlbr[np.maximum(trk_match[out_rows], 0)] if n_det else 0.0,
+            tlbr=np.where((trk_match[out_rows] >= 0)[:, None], matched_tlbr[out_rows],
                           track_tlbr[out_rows]).astype(np.float32),
             scores=np.where(trk_match[out_rows] >= 0, self.score[out_rows], 0.0).astype(np.float32),
             det_index=np.where(trk_match[out_rows] >= 0, det_idx_all[np.maximum(trk_match[out_rows], 0)]

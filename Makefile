@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
+# Each creates the virtual environment from requirements*.txt when it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= $(abspath ../shared)
+export MCTRACK_MODEL_DIR ?= $(SHARED)/models
+export MCTRACK_DATA_DIR ?= $(SHARED)/data
+PETS := $(MCTRACK_DATA_DIR)/PETS09-S2L1
+OUT ?= runs/demo
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+demo: $(VENV)/.installed
+	@mkdir -p $(OUT)
+	$(PY) run.py track --dets $(PETS)/det/det_yolov8n.txt --video $(PETS)/video/vtest.avi --fps 7 \
+	    --reid osnet_x0_25_msmt17 --out $(OUT)/PETS09-S2L1.txt
+	$(PY) run.py eval --gt-root $(MCTRACK_DATA_DIR) --results $(OUT) --seqs PETS09-S2L1
+	@echo "Results: $(OUT)/PETS09-S2L1.txt (MOTChallenge rows: frame,id,left,top,width,height,score,-1,-1,-1)"
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) bench/update_speed.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache bench/.cache

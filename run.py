@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Command-line entry point of the multi-camera person tracker.
+
+    python run.py track --dets DET.txt --out OUT.txt --fps F [--video FILE | --frames DIR] [--reid MODEL] [--config CFG]
+    python run.py eval --gt-root DIR --results DIR [--seqs SEQ ...]
+    python run.py config [--config CFG]      # print every tracker option, its value and what it trades
+
+Run ``python run.py COMMAND --help`` for the options of each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from tracker.errors import UserError
+
+log = logging.getLogger("mctrack")
+
+
+def _load_tracker_config(path: str | None):
+    from tracker.config import TrackConfig, load_yaml
+
+    return load_yaml(path).tracker if path else TrackConfig().tracker
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from streams.files import open_frames
+    from tracker.motio import read_mot_detections
+    from tracker.offline import compute_embeddings, track_sequence, write_mot
+
+    if args.fps <= 0:
+        raise UserError(f"--fps must be positive, got {args.fps}")
+    cfg = _load_tracker_config(args.config)
+    dets = read_mot_detections(args.dets)
+    n_frames = max(dets) if dets else 0
+    log.info("%s: %d detections in %d frames", args.dets, sum(len(s) for _, s in dets.values()), len(dets))
+    embeddings = None
+    source = open_frames(args.video, args.frames, args.fps)
+    if args.reid and source is None:
+        log.warning("--reid needs --video or --frames to cut person crops from; tracking on motion only")
+    elif source is not None and not args.reid:
+        log.info("no --reid model given: tracking on motion only")
+    elif source is not None:
+        from tracker.models import resolve_model
+        from tracker.reid import ReIDEncoder
+
+        model = resolve_model(args.reid, args.model_dir)
+        encoder = ReIDEncoder(model, providers=tuple(args.providers.split(",")), cpu_threads=args.threads)
+        t0 = time.perf_counter()
+        with source:
+            embeddings = compute_embeddings(dets, source, encoder, show_progress=not args.quiet)
+        n = sum(len(e) for e in embeddings.values())
+        log.info("embedded %d crops in %.1f s (%.0f crops/s)", n, time.perf_counter() - t0,
+                 n / max(time.perf_counter() - t0, 1e-9))
+    t0 = time.perf_counter()
+    rows = track_sequence(dets, args.fps, cfg, embeddings, n_frames, show_progress=not args.quiet)
+    elapsed = time.perf_counter() - t0
+    write_mot(args.out, rows)
+    ids = len(set(rows[:, 1].astype(int).tolist())) if len(rows) else 0
+    print(f"wrote {len(rows)} rows, {ids} tracks, {n_frames} frames to {args.out} "
+          f"(tracking {1000 * elapsed / max(n_frames, 1):.2f} ms/frame)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tracker.evaluation import evaluate_dirs, format_table
+
+    results = evaluate_dirs(args.gt_root, args.results, args.seqs)
+    print(format_table(results))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tracker.config import TrackerConfig, describe
+
+    cfg = _load_tracker_config(args.config)
+    print("| key | default | what it does / trades |\n|---|---|---|")
+    print("\n".join(describe(TrackerConfig, "tracker.")))
+    if args.config:
+        print(f"\nvalues in {args.config}:")
+        flat = dataclasses.asdict(cfg)
+        for k, v in flat.items():
+            print(f"  tracker.{k}: {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run.py", description="Real-time multi-camera person tracker.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("track", help="track one sequence from a MOTChallenge detection file")
+    t.add_argument("--dets", required=True, help="MOTChallenge detections: frame,-1,left,top,w,h,score,...")
+    t.add_argument("--out", required=True, help="output MOTChallenge results: frame,id,left,top,w,h,score,-1,-1,-1")
+    t.add_argument("--fps", required=True, type=float, help="frame rate; frame f has timestamp (f-1)/fps seconds")
+    src = t.add_mutually_exclusive_group()
+    src.add_argument("--video", help="video file whose frame n is detection frame n (for ReID crops)")
+    src.add_argument("--frames", help="folder of images, n-th file = frame n (for ReID crops)")
+    t.add_argument("--reid", help="ReID ONNX model: a path or a name found in the model directory "
+                                  "(e.g. osnet_x0_25_msmt17); without it, tracking uses motion only")
+    t.add_argument("--config", help="YAML file with a 'tracker:' section (see configs/default.yaml)")
+    t.add_argument("--model-dir", help="where model names are looked up (default: $MCTRACK_MODEL_DIR, then cache)")
+    t.add_argument("--providers", default="cuda,cpu",
+                   help="ONNX Runtime execution providers in preference order (tensorrt,cuda,cpu)")
+    t.add_argument("--threads", type=int, default=0, help="CPU inference threads (0 = all cores)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_track)
+
+    e = sub.add_parser("eval", help="HOTA/IDF1/MOTA of result files against MOTChallenge ground truth")
+    e.add_argument("--gt-root", required=True, help="folder with <seq>/gt/gt.txt")
+    e.add_argument("--results", required=True, help="folder with <seq>.txt result files")
+    e.add_argument("--seqs", nargs="*", help="sequences to score (default: every result file with a gt)")
+    e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("config", help="list every tracker option with its default and what it trades")
+    c.add_argument("--config", help="also validate this YAML file and print its values")
+    c.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no partial output written (result files are written whole or not at all)",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
