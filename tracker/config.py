@@ -105,7 +105,7 @@ class TrackerConfig:
         "filtered", "box reported for a matched track: 'filtered' (Kalman estimate after the update: "
         "smoother, less detector jitter) or 'detection' (the raw detection box).",
         choices=("filtered", "detection"))
-    kalman: KalmanConfig = field(default_factory=KalmanConfig, metadata={"doc": "motion model"})
+    kalman: KalmanConfig = field(default_factory=KalmanConfig, metadata={"doc": "the Kalman motion model (section below)"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def validate(obj, section: str = "") -> None:
 class TrackConfig:
     """The config file of ``run.py track``: only the ``tracker`` section."""
 
-    tracker: TrackerConfig = field(default_factory=TrackerConfig, metadata={"doc": "per-camera tracker"})
+    tracker: TrackerConfig = field(default_factory=TrackerConfig, metadata={"doc": "the per-camera tracker (section above)"})
 
 
 def load_yaml(path: str | Path, cls=TrackConfig):

@@ -1,0 +1,74 @@
+import dataclasses
+
+import pytest
+
+from tracker.config import KalmanConfig, TrackConfig, TrackerConfig, describe, from_dict, load_yaml, validate
+from tracker.errors import UserError
+
+BAD = [
+    ({"tracker": {"bogus": 1}}, "unknown config key(s) 'bogus' in section 'tracker'"),
+    ({"trackr": {}}, "unknown config key(s) 'trackr' in the top level"),
+    ({"tracker": {"n_init": 0}}, "'tracker.n_init': 0 is out of range"),
+    ({"tracker": {"n_init": 2.5}}, "'tracker.n_init': expected an integer"),
+    ({"tracker": {"high_score": 1.5}}, "'tracker.high_score': 1.5 is out of range (allowed: 0.0 to 1.0)"),
+    ({"tracker": {"high_score": "high"}}, "'tracker.high_score': expected a number"),
+    ({"tracker": {"memory": "lstm"}}, "'tracker.memory': 'lstm' is not allowed (allowed: ema, gallery)"),
+    ({"tracker": {"kalman": {"std_velocity": -1}}}, "'tracker.kalman.std_velocity': -1.0 is out of range"),
+    ({"tracker": {"kalman": {"score_scaled_noise": "yes"}}}, "expected true or false"),
+    ({"tracker": {"kalman": {"q": 1}}}, "in section 'tracker.kalman'"),
+    ({"tracker": {"low_score": 0.6, "high_score": 0.5}}, "low_score' (0.6) must not exceed high_score"),
+    ({"tracker": [1, 2]}, "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("data,message", BAD)
+def test_bad_values_are_rejected_with_the_key(data, message):
+    with pytest.raises(UserError) as exc:
+        from_dict(TrackConfig, data)
+    assert message in str(exc.value)
+
+
+def test_valid_and_frozen():
+    cfg = from_dict(TrackConfig, {"tracker": {"n_init": 2, "kalman": {"std_position": 0.1}}})
+    assert cfg.tracker.n_init == 2 and cfg.tracker.kalman.std_position == 0.1
+    assert cfg.tracker.max_age == TrackerConfig().max_age  # defaults only in the dataclass
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.tracker.n_init = 3  # type: ignore[misc]
+
+
+def test_config_built_in_code_is_validated():
+    with pytest.raises(UserError):
+        validate(TrackerConfig(max_age=-1.0), "tracker")
+
+
+def test_every_option_is_documented():
+    for cls in (TrackerConfig, KalmanConfig):
+        for f in dataclasses.fields(cls):
+            assert len(f.metadata.get("doc", "")) > 20, f"{cls.__name__}.{f.name} lacks a doc"
+    lines = describe(TrackerConfig, "tracker.")
+    assert any("tracker.kalman.std_velocity" in line for line in lines)
+
+
+def test_yaml_files(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("tracker:\n  max_age: 3.5\n")
+    assert load_yaml(good).tracker.max_age == 3.5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tracker:\n  max_age: [\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_yaml(bad)
+    with pytest.raises(UserError, match="config file not found"):
+        load_yaml(tmp_path / "missing.yaml")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("tracker:\n  maxage: 3\n")
+    with pytest.raises(UserError, match=r"unknown.yaml: unknown config key\(s\) 'maxage'"):
+        load_yaml(unknown)
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_yaml(path)
