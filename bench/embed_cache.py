@@ -99,7 +99,7 @@ def compute(det_path: Path, video_path: Path, model_path: Path, batch_frames: in
         frames = [img for _, img in pending]
         boxes = [dets[i][0] for i, _ in pending]
         embs = enc.embed(frames, boxes)
-        for (i, _), e in zip(pending, embs):
+        for (i, _), e in zip(pending, embs, strict=False):
             out[i] = FrameDets(dets[i][0], dets[i][1], np.asarray(e, np.float32))
             n_boxes += len(e)
         pending.clear()
@@ -124,8 +124,9 @@ def compute(det_path: Path, video_path: Path, model_path: Path, batch_frames: in
 def save(path: Path, data: dict[int, FrameDets]) -> None:
     frames = np.array(sorted(data), dtype=np.int64)
     counts = np.array([len(data[f].scores) for f in frames], dtype=np.int64)
-    cat = (lambda name, shape: np.concatenate([getattr(data[f], name) for f in frames])
-           if len(frames) else np.zeros(shape, np.float32))
+    def cat(name, shape):
+        return (np.concatenate([getattr(data[f], name) for f in frames])
+               if len(frames) else np.zeros(shape, np.float32))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez(tmp, frames=frames, counts=counts, tlbr=cat("tlbr", (0, 4)), scores=cat("scores", (0,)),
@@ -140,7 +141,7 @@ def load(path: Path) -> dict[int, FrameDets]:
     tlbr = np.split(z["tlbr"].astype(np.float32), splits)
     scores = np.split(z["scores"].astype(np.float32), splits)
     embs = np.split(z["embeddings"].astype(np.float32), splits)
-    return {int(f): FrameDets(t, s, e) for f, t, s, e in zip(frames, tlbr, scores, embs)}
+    return {int(f): FrameDets(t, s, e) for f, t, s, e in zip(frames, tlbr, scores, embs, strict=False)}
 
 
 def get_embeddings(det_path: str | Path, video_path: str | Path, model_path: str | Path | None = None,

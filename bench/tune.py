@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import embed_cache  # noqa: E402
 
-from tracker.config import KalmanConfig, TrackerConfig  # noqa: E402
+from tracker.config import TrackerConfig  # noqa: E402
 from tracker.evaluation import evaluate_files  # noqa: E402
 from tracker.offline import track_sequence, write_mot  # noqa: E402
 

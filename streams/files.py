@@ -7,9 +7,9 @@ Both are iterables of ``Frame`` with an explicit lifecycle (``open`` / iterate /
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -38,7 +38,7 @@ class VideoFileSource:
         self.fps = fps
         self._cap = None
 
-    def open(self) -> "VideoFileSource":
+    def open(self) -> VideoFileSource:
         if not self.path.is_file():
             raise UserError(f"video file not found: {self.path}")
         cap = cv2.VideoCapture(str(self.path))
@@ -90,7 +90,7 @@ class FrameDirSource:
         self.fps = fps
         self._files: list[Path] | None = None
 
-    def open(self) -> "FrameDirSource":
+    def open(self) -> FrameDirSource:
         if not self.path.is_dir():
             raise UserError(f"frame folder not found: {self.path}")
         self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in _IMAGE_EXT)

@@ -48,7 +48,7 @@ def test_batched_equals_single_and_unit_norm(encoder, pets_frames):
     boxes = [gt_boxes(gt, f)[0] for f in (1, 400)]
     batched = encoder.embed([frames[1], frames[400]], boxes)
     assert [len(b) for b in batched] == [len(b) for b in boxes]
-    for img, bx, emb in zip([frames[1], frames[400]], boxes, batched):
+    for img, bx, emb in zip([frames[1], frames[400]], boxes, batched, strict=False):
         assert emb.dtype == np.float32
         assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
         for i in range(len(bx)):

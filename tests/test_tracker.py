@@ -43,7 +43,7 @@ def run(tracker: CameraTracker, frames: list[Detections]) -> list[dict[int, int]
     for d in frames:
         o = tracker.update(d)
         keep = o.confirmed & (o.det_index >= 0)
-        out.append(dict(zip(o.det_index[keep].tolist(), o.track_ids[keep].tolist())))
+        out.append(dict(zip(o.det_index[keep].tolist(), o.track_ids[keep].tolist(), strict=False)))
     return out
 
 
@@ -77,7 +77,7 @@ def test_false_positive_never_confirmed():
 def ids_by_person(res: list[dict[int, int]], truth: list[list[int]]) -> dict[int, set[int]]:
     """{person seed: set of track ids it was given}, from per-frame det -> person lists."""
     out: dict[int, set[int]] = {}
-    for r, tr in zip(res, truth):
+    for r, tr in zip(res, truth, strict=False):
         for det, tid in r.items():
             out.setdefault(tr[det], set()).add(tid)
     return out

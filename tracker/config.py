@@ -105,7 +105,8 @@ class TrackerConfig:
         "filtered", "box reported for a matched track: 'filtered' (Kalman estimate after the update: "
         "smoother, less detector jitter) or 'detection' (the raw detection box).",
         choices=("filtered", "detection"))
-    kalman: KalmanConfig = field(default_factory=KalmanConfig, metadata={"doc": "the Kalman motion model (section below)"})
+    kalman: KalmanConfig = field(default_factory=KalmanConfig,
+                                 metadata={"doc": "the Kalman motion model (section below)"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +145,8 @@ def _check_value(section: str, f: dataclasses.Field, tp, value: Any) -> Any:
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
             if item not in choices:
-                raise UserError(f"config key '{key}': {item!r} is not allowed (allowed: {', '.join(map(str, choices))})")
+                allowed = ", ".join(map(str, choices))
+                raise UserError(f"config key '{key}': {item!r} is not allowed (allowed: {allowed})")
     if lo is not None and value < lo or hi is not None and value > hi:
         raise UserError(f"config key '{key}': {value!r} is out of range (allowed: {lo} to {hi})")
     return value
@@ -187,7 +189,8 @@ def validate(obj, section: str = "") -> None:
 class TrackConfig:
     """The config file of ``run.py track``: only the ``tracker`` section."""
 
-    tracker: TrackerConfig = field(default_factory=TrackerConfig, metadata={"doc": "the per-camera tracker (section above)"})
+    tracker: TrackerConfig = field(default_factory=TrackerConfig,
+                                   metadata={"doc": "the per-camera tracker (section above)"})
 
 
 def load_yaml(path: str | Path, cls=TrackConfig):

@@ -45,12 +45,5 @@ def read_mot_detections(path: str | Path, min_score: float = -np.inf) -> dict[in
     frames, tlbr, scores = frames[order], tlbr[order], scores[order]
     uniq, starts = np.unique(frames, return_index=True)
     ends = np.append(starts[1:], len(frames))
-    return {int(f): (tlbr[s:e], scores[s:e]) for f, s, e in zip(uniq, starts, ends)}
+    return {int(f): (tlbr[s:e], scores[s:e]) for f, s, e in zip(uniq, starts, ends, strict=False)}
 
-
-def format_mot_rows(frame: int, track_ids: np.ndarray, tlbr: np.ndarray, scores: np.ndarray) -> str:
-    """MOTChallenge result rows ``frame,id,left,top,w,h,score,-1,-1,-1`` for one frame."""
-    lines = []
-    for tid, (l, t, r, b), s in zip(track_ids.tolist(), np.asarray(tlbr, np.float64).tolist(), scores.tolist()):
-        lines.append(f"{frame},{tid},{l:.2f},{t:.2f},{r - l:.2f},{b - t:.2f},{s:.3f},-1,-1,-1\n")
-    return "".join(lines)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -121,7 +121,7 @@ class ReIDEncoder:
         total = sum(counts)
         buf = np.empty((total, self.height, self.width, 3), np.uint8)
         offset = 0
-        for frame, boxes, k in zip(frames_bgr, boxes_tlbr, counts):
+        for frame, boxes, k in zip(frames_bgr, boxes_tlbr, counts, strict=False):
             if k:
                 self.crops(frame, boxes, out=buf[offset:offset + k])
             offset += k

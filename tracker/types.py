@@ -54,7 +54,7 @@ class Detections:
         return self.tlbr.shape[0]
 
     @staticmethod
-    def empty(timestamp: float, dim: int | None = None, frame_index: int = -1) -> "Detections":
+    def empty(timestamp: float, dim: int | None = None, frame_index: int = -1) -> Detections:
         emb = None if dim is None else np.zeros((0, dim), np.float32)
         return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), timestamp, emb, frame_index)
 
