@@ -72,3 +72,12 @@ def test_shipped_configs_load():
     assert configs
     for path in configs:
         load_yaml(path)
+
+
+def test_readme_documents_every_option():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for line in describe(TrackerConfig, "tracker."):
+        key = line.split("`")[1]
+        assert f"`{key}`" in readme, f"{key} missing from README's option table"
