@@ -10,7 +10,8 @@ export MCTRACK_DATA_DIR ?= $(SHARED)/data
 PETS := $(MCTRACK_DATA_DIR)/PETS09-S2L1
 OUT ?= runs/demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test bench bench-peers tune clean
+BENCH_VENV ?= .venv-bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,5 +33,17 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/update_speed.py
 
+# Peers (BoxMOT, Ultralytics, deep-sort-realtime) live in their own venv: benchmark only.
+$(BENCH_VENV)/.installed: requirements-bench.txt requirements.txt
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements-bench.txt
+	@touch $@
+
+bench-peers: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/peers.py
+
+tune: $(VENV)/.installed
+	$(PY) bench/tune.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache bench/.cache
+	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .ruff_cache bench/.cache

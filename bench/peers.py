@@ -33,8 +33,8 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -240,7 +240,7 @@ class DeepSortRealtime:
 
     def prepare(self, frame, t_s, fd, image):
         raw = [([float(l), float(t), float(r - l), float(b - t)], float(s), "person")
-               for (l, t, r, b), s in zip(fd.tlbr.tolist(), fd.scores.tolist())]
+               for (l, t, r, b), s in zip(fd.tlbr.tolist(), fd.scores.tolist(), strict=True)]
         return raw, list(fd.embeddings), list(range(len(raw)))
 
     def update(self, inp):
@@ -328,7 +328,8 @@ def run_tracker(adapter_cls, data: dict, n_frames: int, fps: float, image_hw, vi
         if det_boxes:
             tlbr = np.where((didx >= 0)[:, None], fd.tlbr[np.clip(didx, 0, max(len(fd.tlbr) - 1, 0))]
                             if len(fd.tlbr) else tlbr, tlbr)
-        for tid, (l, t, r, b), s in zip(ids.tolist(), np.asarray(tlbr, np.float64).tolist(), scores.tolist()):
+        boxes = np.asarray(tlbr, np.float64).tolist()
+        for tid, (l, t, r, b), s in zip(ids.tolist(), boxes, scores.tolist(), strict=True):
             lines.append(f"{frame},{tid},{l:.2f},{t:.2f},{r - l:.2f},{b - t:.2f},{s:.3f},-1,-1,-1\n")
     if len(times) != n_frames:
         raise RuntimeError(f"ran {len(times)} frames, expected {n_frames}")
@@ -367,12 +368,16 @@ def fmt_table(rows: list[dict]) -> str:
         m = r["metrics"]
         body.append([r["tracker"], r["dets"], f"{m['HOTA']:.1f}", f"{m['IDF1']:.1f}",
                      f"{m['MOTA']:.1f}", f"{int(round(m['IDSW']))}", f"{r['ms']:.2f}"])
-    widths = [max(len(head[i]), *(len(b[i]) for b in body if len(b) > i and len(b) == len(head)))
-              if body else len(head[i]) for i in range(len(head))]
+    full = [b for b in body if len(b) == len(head)]
+    widths = [max([len(head[i])] + [len(b[i]) for b in full]) for i in range(len(head))]
+    widths[0] = max([widths[0]] + [len(b[0]) for b in body])
+    widths[1] = max([widths[1]] + [len(b[1]) for b in body])
+
     def line(cells):
         if len(cells) < len(head):  # error row: free text after the two name columns
             return f"{cells[0]:<{widths[0]}}  {cells[1]:<{widths[1]}}  {cells[2]}"
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
     return "\n".join([line(head)] + [line(b) for b in body])
 
 
@@ -384,8 +389,9 @@ def main(argv=None) -> int:
     ap.add_argument("--trackers", nargs="+", choices=list(TRACKERS), default=list(TRACKERS), metavar="NAME",
                     help=f"trackers to run (default: all): {', '.join(TRACKERS)}")
     ap.add_argument("--data", type=Path, default=DATA, help=f"sequence folder (default: {DATA})")
-    ap.add_argument("--reid", default=None, help="ReID ONNX model for the embeddings (default: "
-                                                 "$MCTRACK_MODEL_DIR or ../shared/models, + reid/osnet_x0_25_msmt17.onnx)")
+    ap.add_argument("--reid", default=None,
+                    help="ReID ONNX model for the embeddings (default: $MCTRACK_MODEL_DIR or ../shared/models, "
+                         "+ reid/osnet_x0_25_msmt17.onnx)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="write the MOT result files here (default: a temporary folder, deleted)")
     ap.add_argument("--det-boxes", action="store_true",
@@ -429,9 +435,12 @@ def main(argv=None) -> int:
                 label, cls = TRACKERS[key]
                 row = {"tracker": label, "dets": det_name}
                 if issubclass(cls, BoxMOT) and not boxmot_has(cls.name):
-                    import boxmot
+                    try:
+                        import boxmot
 
-                    row["error"] = f"not available in boxmot {boxmot.__version__}"
+                        row["error"] = f"not available in boxmot {boxmot.__version__}"
+                    except ImportError as exc:
+                        row["error"] = f"boxmot not installed ({exc}); use .venv-bench"
                     results.append(row)
                     log(f"{label} / {det_name}: {row['error']}")
                     continue

@@ -42,3 +42,25 @@ def test_fuse_costs_weights_and_motion_only_rows():
     assert fused[0].tolist() == pytest.approx([0.15, 0.55])
     assert fused[1].tolist() == pytest.approx([0.5, 0.5])  # no appearance: motion only
     assert np.array_equal(fuse_costs(None, mot, 0.75), mot)
+
+
+def test_matches_brute_force_optimum_on_random_gated_matrices():
+    """Same total cost as scipy's optimal assignment restricted to pairs under the threshold."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        r, c = rng.integers(1, 7, size=2)
+        cost = rng.uniform(0, 1, (r, c))
+        cost[rng.uniform(size=(r, c)) < 0.4] = GATED
+        thr = 0.6
+        m, _, _ = linear_assignment(cost, thr)
+        got = cost[m[:, 0], m[:, 1]].sum() + thr * (r + c - 2 * len(m)) / 2
+        # Reference: pad with "stay unmatched" options costing thr/2 each side.
+        big = np.full((r + c, c + r), 0.0)
+        big[:r, :c] = np.where(cost <= thr, cost, 1e9)
+        big[:r, c:] = np.where(np.eye(r) > 0, thr / 2, 1e9)
+        big[r:, :c] = np.where(np.eye(c) > 0, thr / 2, 1e9)
+        i, j = linear_sum_assignment(big)
+        assert got == pytest.approx(big[i, j].sum())
+        assert (cost[m[:, 0], m[:, 1]] <= thr).all()

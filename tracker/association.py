@@ -28,15 +28,20 @@ def linear_assignment(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, n
     r, c = cost.shape
     if r == 0 or c == 0:
         return np.zeros((0, 2), np.int64), np.arange(r, dtype=np.int64), np.arange(c, dtype=np.int64)
-    _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=threshold)
+    # A pair costing more than the threshold is never chosen (leaving both unmatched costs exactly
+    # the threshold), so clip huge gate values: lapjv is 10x slower with 1e5-sized entries.
+    clipped = np.minimum(cost, threshold + 1.0)
+    _, x, _ = lap.lapjv(clipped, extend_cost=True, cost_limit=threshold)
     rows = np.nonzero(x >= 0)[0]
     cols = x[rows]
     keep = cost[rows, cols] <= threshold
     rows, cols = rows[keep], cols[keep]
     matches = np.stack([rows, cols], axis=1).astype(np.int64)
-    un_rows = np.setdiff1d(np.arange(r), rows).astype(np.int64)
-    un_cols = np.setdiff1d(np.arange(c), cols).astype(np.int64)
-    return matches, un_rows, un_cols
+    row_free = np.ones(r, bool)
+    row_free[rows] = False
+    col_free = np.ones(c, bool)
+    col_free[cols] = False
+    return matches, np.nonzero(row_free)[0], np.nonzero(col_free)[0]
 
 
 def iou_cost(tracks_tlbr: np.ndarray, dets_tlbr: np.ndarray) -> np.ndarray:

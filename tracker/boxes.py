@@ -50,15 +50,18 @@ def iou_matrix(a_tlbr: np.ndarray, b_tlbr: np.ndarray) -> np.ndarray:
     b = np.asarray(b_tlbr, dtype=np.float64).reshape(-1, 4)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    # Column-wise (M,1) x (N,) broadcasts: much faster than (M,N,2) ones on strided data.
+    bt = np.ascontiguousarray(b.T)
+    iw = np.minimum(a[:, 2:3], bt[2]) - np.maximum(a[:, 0:1], bt[0])
+    ih = np.minimum(a[:, 3:4], bt[3]) - np.maximum(a[:, 1:2], bt[1])
+    np.maximum(iw, 0.0, out=iw)
+    np.maximum(ih, 0.0, out=ih)
+    inter = np.multiply(iw, ih, out=iw)
+    area_a = np.maximum(a[:, 2] - a[:, 0], 0) * np.maximum(a[:, 3] - a[:, 1], 0)
+    area_b = np.maximum(bt[2] - bt[0], 0) * np.maximum(bt[3] - bt[1], 0)
     union = area_a[:, None] + area_b[None, :] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     return iou
 
 
