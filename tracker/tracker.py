@@ -132,48 +132,42 @@ class CameraTracker:
         track_tlbr = self.predicted_tlbr()
         det_xywh = tlbr_to_xywh(tlbr)
 
-        # Stage 1: confirmed tracks (tracked or lost) vs confident detections.
-        rows = np.nonzero(self.state == CONFIRMED)[0]
-        cols = np.nonzero(high)[0]
-        if len(rows) and len(cols):
+        def assign(rows: np.ndarray, cols: np.ndarray, cost_fn, threshold: float) -> None:
+            """Match track rows to detection cols on cost_fn(rows, cols); record the pairs."""
+            if len(rows) and len(cols):
+                m, _, _ = linear_assignment(cost_fn(rows, cols), threshold)
+                trk_match[rows[m[:, 0]]] = cols[m[:, 1]]
+                det_match[cols[m[:, 1]]] = rows[m[:, 0]]
+
+        def iou_only(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            return iou_cost(track_tlbr[rows], tlbr[cols])
+
+        def fused(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
             motion = iou_cost(track_tlbr[rows], tlbr[cols])
-            appearance = None
-            has_app = None
+            appearance = has_app = None
             if emb is not None and memory is not None:
                 appearance = memory.distance(rows, emb[cols]).astype(np.float64)
                 has_app = memory.valid[rows]
             cost = fuse_costs(appearance, motion, cfg.appearance_weight, has_app)
-            maha = kalman.mahalanobis_sq(self.mean[rows], self.cov[rows], det_xywh[cols], cfg.kalman)
-            gate = maha > cfg.gating_chi2
+            gate = kalman.mahalanobis_sq(self.mean[rows], self.cov[rows], det_xywh[cols], cfg.kalman) > cfg.gating_chi2
             if appearance is not None:
                 gate |= (appearance > cfg.max_cosine_distance) & has_app[:, None]
             # Without appearance, a pair must overlap to match: motion alone cannot re-identify.
             no_app = np.ones(len(rows), bool) if has_app is None else ~has_app
             gate |= no_app[:, None] & (motion >= 1.0)
             cost[gate] = GATED
-            m, _, _ = linear_assignment(cost, cfg.match_threshold)
-            trk_match[rows[m[:, 0]]] = cols[m[:, 1]]
-            det_match[cols[m[:, 1]]] = rows[m[:, 0]]
+            return cost
 
+        # Stage 1: confirmed tracks (tracked or lost) vs confident detections, appearance + motion.
+        assign(np.nonzero(self.state == CONFIRMED)[0], np.nonzero(high)[0], fused, cfg.match_threshold)
         # Stage 2: recently seen confirmed tracks vs leftover detections (confident first, then low), IoU.
-        recent = (self.state == CONFIRMED) & (trk_match < 0) & (now - self.last_seen <= cfg.recent_window)
+        recent = (self.state == CONFIRMED) & (now - self.last_seen <= cfg.recent_window)
         for pick in (high, ~high):
-            rows = np.nonzero(recent & (trk_match < 0))[0]
-            cols = np.nonzero(pick & (det_match < 0))[0]
-            if len(rows) and len(cols):
-                cost = iou_cost(track_tlbr[rows], tlbr[cols])
-                m, _, _ = linear_assignment(cost, cfg.iou_threshold)
-                trk_match[rows[m[:, 0]]] = cols[m[:, 1]]
-                det_match[cols[m[:, 1]]] = rows[m[:, 0]]
-
+            assign(np.nonzero(recent & (trk_match < 0))[0], np.nonzero(pick & (det_match < 0))[0], iou_only,
+                   cfg.iou_threshold)
         # Stage 3: tentative tracks vs leftover confident detections, IoU.
-        rows = np.nonzero((self.state == TENTATIVE) & (trk_match < 0))[0]
-        cols = np.nonzero(high & (det_match < 0))[0]
-        if len(rows) and len(cols):
-            cost = iou_cost(track_tlbr[rows], tlbr[cols])
-            m, _, _ = linear_assignment(cost, cfg.tentative_iou_threshold)
-            trk_match[rows[m[:, 0]]] = cols[m[:, 1]]
-            det_match[cols[m[:, 1]]] = rows[m[:, 0]]
+        assign(np.nonzero((self.state == TENTATIVE) & (trk_match < 0))[0], np.nonzero(high & (det_match < 0))[0],
+               iou_only, cfg.tentative_iou_threshold)
 
         # Update matched tracks.
         matched = np.nonzero(trk_match >= 0)[0]
