@@ -4,6 +4,8 @@
     python run.py track --dets DET.txt --out OUT.txt --fps F [--video FILE | --frames DIR] [--reid MODEL] [--config CFG]
     python run.py eval --gt-root DIR --results DIR [--seqs SEQ ...]
     python run.py config [--config CFG]      # print every tracker option, its value and what it trades
+    python run.py similarity IMG1 IMG2 [--model M] [--boxes L,T,W,H L,T,W,H]
+    python run.py reid-table --pairs PAIRS.csv --models M1 M2 ...
 
 Run ``python run.py COMMAND --help`` for the options of each command.
 """
@@ -120,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="list every tracker option with its default and what it trades")
     c.add_argument("--config", help="also validate this YAML file and print its values")
     c.set_defaults(func=cmd_config)
+
+    # Model tools: each module adds its own subcommands (their heavy imports happen inside the handlers).
+    from tracker.commands import similarity
+
+    for module in (similarity,):
+        module.register(sub)
     return p
 
 

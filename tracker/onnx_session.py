@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from pathlib import Path
 
@@ -40,10 +42,23 @@ def create_session(path: Path, providers: tuple[str, ...] = ("cuda", "cpu"), cpu
     if cpu_threads > 0:
         opts.intra_op_num_threads = cpu_threads
         opts.inter_op_num_threads = 1
+    # onnxruntime-gpu prints multi-line library errors when CUDA/TensorRT are listed but their
+    # libraries are missing; silence them while creating and say it in one line ourselves.
+    ort.set_default_logger_severity(4)
+    captured = io.StringIO()  # onnxruntime's Python layer print()s its TensorRT fallback banner
     try:
-        sess = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+        with contextlib.redirect_stdout(captured):
+            sess = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
     except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
         raise UserError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}") from None
+    finally:
+        ort.set_default_logger_severity(3)
+        if captured.getvalue().strip():
+            log.debug("onnxruntime: %s", captured.getvalue().strip())
     used = sess.get_providers()[0]
+    unusable = [p for p in wanted[: wanted.index(used)]] if used in wanted else []
+    if unusable:
+        log.info("%s: %s not usable here (no GPU or missing CUDA libraries); falling back",
+                 Path(path).name, ", ".join(unusable))
     log.info("%s: running on %s", Path(path).name, used)
     return sess
