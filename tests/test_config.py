@@ -70,8 +70,13 @@ def test_shipped_configs_load():
 
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
     assert configs
+    from tracker.config import RunConfig, check_run_config
+
     for path in configs:
-        load_yaml(path)
+        if "cameras:" in path.read_text():
+            check_run_config(load_yaml(path, RunConfig))
+        else:
+            load_yaml(path)
 
 
 def test_readme_documents_every_option():
@@ -81,3 +86,39 @@ def test_readme_documents_every_option():
     for line in describe(TrackerConfig, "tracker."):
         key = line.split("`")[1]
         assert f"`{key}`" in readme, f"{key} missing from README's option table"
+
+
+RUN_BAD = [
+    ({"cameras": []}, "at least one camera"),
+    ({"cameras": [{"id": "a", "source": "x"}, {"id": "a", "source": "y"}]}, "camera id 'a' is used twice"),
+    ({"cameras": [{"source": "x"}]}, "'cameras[0].id' is required"),
+    ({"cameras": [{"id": "a", "source": "x", "fsp": 3}]}, "unknown config key(s) 'fsp' in section 'cameras[0]'"),
+    ({"cameras": [{"id": "a b", "source": "x"}]}, "may contain only letters"),
+    ({"cameras": [{"id": "a", "source": "x"}], "detector": {"providers": ["gpu"]}}, "'gpu' is not allowed"),
+    ({"cameras": [{"id": "a", "source": "x"}], "outputs": {}}, "unknown config key(s) 'outputs'"),
+]
+
+
+@pytest.mark.parametrize("data,message", RUN_BAD)
+def test_run_config_errors(data, message):
+    from tracker.config import RunConfig, check_run_config
+
+    with pytest.raises(UserError) as exc:
+        check_run_config(from_dict(RunConfig, data))
+    assert message in str(exc.value)
+
+
+def test_overrides_and_env(tmp_path, monkeypatch):
+    from tracker.config import RunConfig
+
+    monkeypatch.setenv("MY_DATA", "/data")
+    path = tmp_path / "run.yaml"
+    path.write_text("cameras:\n  - {id: c1, source: \"${MY_DATA}/a.mp4\"}\n  - {id: c2, source: 0}\n")
+    cfg = load_yaml(path, RunConfig, ["cameras[0].fps=12.5", "output.dir=runs/x", "tracker.kalman.max_dt=3"])
+    assert cfg.cameras[0].source == "/data/a.mp4" and cfg.cameras[0].fps == 12.5
+    assert cfg.cameras[1].source == "0"  # webcam index given as a number
+    assert cfg.output.dir == "runs/x" and cfg.tracker.kalman.max_dt == 3.0
+    with pytest.raises(UserError, match="no item 5"):
+        load_yaml(path, RunConfig, ["cameras[5].fps=1"])
+    with pytest.raises(UserError, match="unknown config key"):
+        load_yaml(path, RunConfig, ["output.bogus=1"])

@@ -17,8 +17,8 @@ from typing import Any
 from .errors import UserError
 
 
-def _f(default, doc: str, lo=None, hi=None, choices=None):
-    return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi, "choices": choices})
+def _f(default, doc: str, lo=None, hi=None, choices=None, int_ok: bool = False):
+    return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi, "choices": choices, "int_ok": int_ok})
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ class TrackerConfig:
 # Generic loader
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp))
+def _is_optional(tp) -> bool:
+    return type(None) in typing.get_args(tp)
 
 
 def _check_value(section: str, f: dataclasses.Field, tp, value: Any) -> Any:
@@ -134,12 +134,23 @@ def _check_value(section: str, f: dataclasses.Field, tp, value: Any) -> Any:
             raise UserError(f"config key '{key}': expected a number, got {value!r}")
         value = float(value)
     elif tp is str:
+        if meta.get("int_ok") and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
         if not isinstance(value, str):
             raise UserError(f"config key '{key}': expected a string, got {value!r}")
     elif origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise UserError(f"config key '{key}': expected a list, got {value!r}")
+        item_type = typing.get_args(tp)[0]
+        if dataclasses.is_dataclass(item_type):
+            return tuple(v if isinstance(v, item_type) else from_dict(item_type, v, f"{key}[{i}]")
+                         for i, v in enumerate(value))
         value = tuple(value)
+    elif _is_optional(tp):
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        return _check_value(section, f, inner, value)
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
     if choices is not None:
         items = value if isinstance(value, tuple) else (value,)
@@ -178,6 +189,9 @@ def validate(obj, section: str = "") -> None:
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
             validate(value, f"{section}.{f.name}" if section else f.name)
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            for i, item in enumerate(value):
+                validate(item, f"{section}.{f.name}[{i}]" if section else f"{f.name}[{i}]")
         else:
             _check_value(section, f, hints[f.name], value)
     if isinstance(obj, TrackerConfig) and obj.low_score > obj.high_score:
@@ -193,7 +207,189 @@ class TrackConfig:
                                    metadata={"doc": "the per-camera tracker (section above)"})
 
 
-def load_yaml(path: str | Path, cls=TrackConfig):
+# ---------------------------------------------------------------------------------------------
+# `run.py run`: the live multi-camera pipeline
+
+
+_PROVIDERS = ("tensorrt", "cuda", "cpu")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One camera: where its frames come from and, optionally, precomputed detections."""
+
+    id: str = _f("", "camera id, unique in the file; names the output files (<id>.txt, <id>.mp4).")
+    source: str = _f(
+        "", "video file, image folder, rtsp:// or http(s):// URL, or a webcam index (0, 1, ...). "
+        "Credentials in URLs are masked in every log and output.", int_ok=True)
+    detections: str | None = _f(
+        None, "MOTChallenge detection file (frame,-1,left,top,w,h,score,...) used instead of the "
+        "detector for this camera (offline benchmarks; frame n of the file = n-th frame of the source).")
+    fps: float | None = _f(
+        None, "frame rate of the source; needed for image folders, otherwise read from the container. "
+        "Sets timestamps (index-1)/fps for files.", 0.0, 1000.0)
+    pace: bool = _f(
+        False, "play a file at its native frame rate as if it were a live camera (newest frame wins, "
+        "drops counted). Off: files are read as fast as the pipeline goes and never drop a frame.")
+    transport: str = _f("tcp", "RTSP transport: tcp (reliable through NAT/loss) or udp (lower latency).",
+                        choices=("tcp", "udp"))
+    open_timeout: float = _f(10.0, "seconds to wait for a live stream to open before retrying. Higher: tolerates "
+                             "slow cameras; lower: notices a dead one sooner.", 0.1, 600.0)
+    read_timeout: float = _f(5.0, "seconds without a frame before a live stream counts as stalled and is "
+                             "reconnected. Lower: faster recovery, more false reconnects on slow streams.",
+                             0.1, 600.0)
+    queue_size: int = _f(4, "frames buffered between the reader thread and the loop. Higher: absorbs "
+                         "hiccups in files, adds latency for live sources.", 1, 1000)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Person detector, run once per tick over the frames of all cameras."""
+
+    model: str = _f("yolov8n", "detector model: a path or a name in the model directory (.onnx runs on ONNX "
+                    "Runtime; .pt/.engine/other formats through Ultralytics). Known names are downloaded.")
+    backend: str = _f("auto", "auto (.onnx -> onnx, else ultralytics), onnx or ultralytics.",
+                      choices=("auto", "onnx", "ultralytics"))
+    providers: tuple[str, ...] = _f(("cuda", "cpu"), "execution providers in preference order; unavailable ones "
+                                    "are skipped and the one used is logged.", choices=_PROVIDERS)
+    conf: float = _f(0.1, "minimum score kept; must not exceed tracker.low_score to feed its low-score stage. "
+                     "Higher: less clutter and work, fewer occluded people.", 0.0, 1.0)
+    iou: float = _f(0.7, "NMS IoU threshold. Higher: keeps people standing close, more duplicates.", 0.01, 1.0)
+    imgsz: int = _f(0, "input size; 0 = the model's own. Higher: finds smaller people, quadratically slower.",
+                    0, 4096)
+    cpu_threads: int = _f(0, "CPU inference threads; 0 = all cores.", 0, 256)
+
+
+@dataclass(frozen=True)
+class ReIDConfig:
+    """Appearance encoder, run once per tick over the person crops of all cameras."""
+
+    enabled: bool = _f(True, "embed crops for appearance matching. Off: motion only (faster, more id switches).")
+    model: str = _f("osnet_x0_25_msmt17", "ReID ONNX model: a path or a name in the model directory.")
+    providers: tuple[str, ...] = _f(("cuda", "cpu"), "execution providers in preference order.",
+                                    choices=_PROVIDERS)
+    cpu_threads: int = _f(0, "CPU inference threads; 0 = all cores.", 0, 256)
+    max_batch: int = _f(128, "most crops per inference call (bounds memory). Higher: better GPU use.", 1, 4096)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What a run writes and serves."""
+
+    dir: str = _f("runs/default", "output folder: <camera>.txt (MOTChallenge rows), events.jsonl, <camera>.mp4.")
+    mot: bool = _f(True, "write per-camera MOTChallenge rows (id = the identity shown to users).")
+    events: bool = _f(True, "write events.jsonl (track started/ended, identity seen in a camera).")
+    video: bool = _f(False, "write an annotated video per camera (costs CPU: JPEG/MP4 encoding).")
+    http: bool = _f(False, "serve the live view (MJPEG per camera) and /metrics (Prometheus).")
+    http_host: str = _f("127.0.0.1", "address the live view listens on; keep localhost unless it must be "
+                        "reached from other machines (then set http_token).")
+    http_port: int = _f(8080, "port of the live view; 0 picks a free one.", 0, 65535)
+    http_token: str | None = _f(None, "if set, the live view and /metrics require this bearer token.")
+    queue_size: int = _f(64, "ticks buffered for the writer thread; when full, video/live frames are dropped "
+                         "(counted) and text outputs are kept.", 1, 100000)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The loop that batches frames across cameras."""
+
+    max_wait: float = _f(0.05, "seconds a tick waits for stragglers after the first camera has a frame. Higher: "
+                         "bigger batches, more latency; lower: cameras at different rates run in smaller ticks.",
+                         0.0, 10.0)
+    status_interval: float = _f(5.0, "seconds between status lines for live runs (0 = never).", 0.0, 3600.0)
+    model_dir: str | None = _f(None, "where model names are looked up before $MCTRACK_MODEL_DIR and the cache.")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A deployment: ``python run.py run --config FILE``."""
+
+    cameras: tuple[CameraConfig, ...] = _f((), "the cameras (at least one; ids unique).")
+    detector: DetectorConfig = field(default_factory=DetectorConfig,
+                                     metadata={"doc": "the person detector (section above)"})
+    reid: ReIDConfig = field(default_factory=ReIDConfig, metadata={"doc": "the ReID encoder (section above)"})
+    tracker: TrackerConfig = field(default_factory=TrackerConfig,
+                                   metadata={"doc": "the per-camera tracker (section above)"})
+    output: OutputConfig = field(default_factory=OutputConfig, metadata={"doc": "outputs (section above)"})
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig,
+                                     metadata={"doc": "the batching loop (section above)"})
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Cross-field checks for a run: cameras present, ids unique and non-empty, sources given."""
+    if not cfg.cameras:
+        raise UserError("config: 'cameras' must list at least one camera")
+    seen = set()
+    for i, cam in enumerate(cfg.cameras):
+        if not cam.id:
+            raise UserError(f"config key 'cameras[{i}].id' is required")
+        if not cam.source:
+            raise UserError(f"config key 'cameras[{i}].source' is required (camera '{cam.id}')")
+        if cam.id in seen:
+            raise UserError(f"config: camera id '{cam.id}' is used twice; camera ids must be unique")
+        if not all(c.isalnum() or c in "-_." for c in cam.id):
+            raise UserError(f"config: camera id '{cam.id}' may contain only letters, digits, '-', '_' and '.'")
+        seen.add(cam.id)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``--set key.sub=value`` overrides (YAML-parsed values) to a raw config mapping.
+
+    ``cameras[0].fps=10`` addresses list items. Unknown keys are caught by ``from_dict`` later.
+    """
+    import re
+
+    import yaml
+
+    data = dict(data)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value, got '{item}'")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw else ""
+        node = data
+        parts = key.strip().split(".")
+        for j, part in enumerate(parts):
+            m = re.fullmatch(r"([A-Za-z_]+)(?:\[(\d+)\])?", part)
+            if not m:
+                raise UserError(f"--set: bad key '{key}'")
+            name, idx = m.group(1), m.group(2)
+            last = j == len(parts) - 1
+            if idx is None:
+                if last:
+                    node[name] = value
+                else:
+                    node[name] = dict(node.get(name) or {})
+                    node = node[name]
+            else:
+                items = list(node.get(name) or [])
+                i = int(idx)
+                if i >= len(items):
+                    raise UserError(f"--set: '{key}': there is no item {i} in '{name}'")
+                if last:
+                    items[i] = value
+                else:
+                    items[i] = dict(items[i])
+                node[name] = items
+                if not last:
+                    node = items[i]
+    return data
+
+
+def _expand_env(value):
+    """Expand ``$VAR`` / ``${VAR}`` in every string of a raw config (paths to data and models)."""
+    import os
+
+    if isinstance(value, str):
+        return os.path.expandvars(value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def load_yaml(path: str | Path, cls=TrackConfig, overrides: list[str] | None = None):
     """Load a YAML config file into ``cls``; errors name the file and the key."""
     import yaml
 
@@ -204,6 +400,11 @@ def load_yaml(path: str | Path, cls=TrackConfig):
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path}: expected a mapping at the top level")
+    data = _expand_env(data)
+    if overrides:
+        data = apply_overrides(data, overrides)
     try:
         return from_dict(cls, data)
     except UserError as exc:
