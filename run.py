@@ -2,6 +2,7 @@
 """Command-line entry point of the multi-camera person tracker.
 
     python run.py track --dets DET.txt --out OUT.txt --fps F [--video FILE | --frames DIR] [--reid MODEL] [--config CFG]
+    python run.py run --config configs/NAME.yaml [--set key.sub=value ...]
     python run.py eval --gt-root DIR --results DIR [--seqs SEQ ...]
     python run.py config [--config CFG]      # print every tracker option, its value and what it trades
     python run.py similarity IMG1 IMG2 [--model M] [--boxes L,T,W,H L,T,W,H]
@@ -67,6 +68,36 @@ def cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from tracker.pipeline import Pipeline, load_run_config
+
+    cfg = load_run_config(args.config, args.set)
+    pipeline = Pipeline(cfg)
+
+    def on_signal(signum, _frame):
+        log.info("%s received: finishing the current tick and closing outputs", signal.Signals(signum).name)
+        pipeline.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = pipeline.run(progress=not args.quiet, max_ticks=args.max_ticks)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    secs = max(summary["seconds"], 1e-9)
+    print(f"{'stopped' if summary['interrupted'] else 'finished'}: {summary['frames']} frames from "
+          f"{len(summary['cameras'])} cameras in {summary['seconds']:.1f} s ({summary['frames'] / secs:.1f} frames/s)")
+    for cid, c in summary["cameras"].items():
+        print(f"  {cid}: {c['frames']} frames, {c['dropped']} dropped, {c['reconnects']} reconnects, "
+              f"latency p50 {c['latency_p50_ms']:.0f} ms / p95 {c['latency_p95_ms']:.0f} ms")
+    print(f"outputs in {cfg.output.dir}/:")
+    for name, path in summary["outputs"].items():
+        print(f"  {name}: {path}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from tracker.evaluation import evaluate_dirs, format_table
 
@@ -113,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_track)
 
+    r = sub.add_parser("run", help="track people on many cameras at once, live, from a YAML config")
+    r.add_argument("--config", required=True, help="deployment YAML (cameras, detector, reid, tracker, output)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set output.dir=runs/x --set cameras[0].fps=10")
+    r.add_argument("--max-ticks", type=int, default=None, help="stop after this many ticks (smoke tests)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
     e = sub.add_parser("eval", help="HOTA/IDF1/MOTA of result files against MOTChallenge ground truth")
     e.add_argument("--gt-root", required=True, help="folder with <seq>/gt/gt.txt")
     e.add_argument("--results", required=True, help="folder with <seq>.txt result files")
@@ -124,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_config)
 
     # Model tools: each module adds its own subcommands (their heavy imports happen inside the handlers).
-    from tracker.commands import similarity
+    from tracker.commands import detector, similarity
 
-    for module in (similarity,):
+    for module in (detector, similarity):
         module.register(sub)
     return p
 

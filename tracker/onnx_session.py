@@ -39,6 +39,10 @@ def create_session(path: Path, providers: tuple[str, ...] = ("cuda", "cpu"), cpu
         wanted.append("CPUExecutionProvider")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    # Idle intra-op threads otherwise keep spinning after a run and slow the other session that runs
+    # next in the same tick (detector then ReID): measured 186 -> 85 ms per alternating run on 2 cores.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if cpu_threads > 0:
         opts.intra_op_num_threads = cpu_threads
         opts.inter_op_num_threads = 1
