@@ -1,0 +1,198 @@
+"""Live view: HTML page, MJPEG stream, Prometheus metrics, token auth (a server on 127.0.0.1, port 0)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+
+from streams.files import Frame
+from tracker.liveview import LiveView, escape_label_value, format_metric_value
+from tracker.sinks import CameraResult, CameraStats, Sinks
+from tracker.types import TrackOutput
+
+CAMS = ["cam1", 'we<ird"cam\\x']
+
+
+def tick(cam: str, f: int) -> CameraResult:
+    img = np.full((72, 96, 3), 100, np.uint8)
+    t = TrackOutput(np.array([1]), np.array([4]), np.array([[10, 10, 40, 60]], np.float32), np.array([0.9], np.float32),
+                    np.array([0]), np.array([True]), f / 10)
+    return CameraResult(cam, Frame(cam, f, f / 10, img), t, time.monotonic())
+
+
+def stats(cam: str) -> CameraStats:
+    return CameraStats(cam, "rtsp://***@host/1", 9.5, 120, 3, 1, 0.05, 20.0, 45.5, "running")
+
+
+@pytest.fixture
+def sinks(tmp_path):
+    s = Sinks(tmp_path, CAMS, mot=False, events=False, http=True, http_port=0)
+    s.start()
+    yield s
+    s.close()
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, str, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def test_index_lists_every_camera_escaped(sinks):
+    assert sinks.url.startswith("http://127.0.0.1:") and not sinks.url.endswith(":0/")
+    code, ctype, body = get(sinks.url)
+    page = body.decode()
+    assert code == 200 and ctype.startswith("text/html")
+    assert "cam1" in page and "stream/cam1" in page
+    assert 'we<ird"cam' not in page and "we&lt;ird&quot;cam" in page
+    assert "stream/" + urllib.parse.quote(CAMS[1], safe="") in page
+    assert get(sinks.url + "healthz")[:2] == (200, "text/plain; charset=utf-8")
+    assert get(sinks.url + "nothing")[0] == 404
+    assert get(sinks.url + "stream/unknown")[0] == 404
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\\\|\\"|\\n)*)"(?:,|$)')
+
+
+def parse_metrics(text: str) -> dict[str, list[tuple[dict, float]]]:
+    """A strict little parser of the text exposition format: every family needs HELP and TYPE first."""
+    fams: dict[str, list] = {}
+    helped, typed = set(), set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helped.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            assert kind in {"counter", "gauge", "summary", "histogram", "untyped"}
+            typed.add(name)
+        else:
+            m = _SAMPLE.match(line)
+            assert m, f"bad sample line {line!r}"
+            name, labels, value = m.groups()
+            assert name in helped and name in typed, f"{name} has no HELP/TYPE before its samples"
+            lab = {}
+            if labels:
+                pos = 0
+                while pos < len(labels):
+                    lm = _LABEL.match(labels, pos)
+                    assert lm, f"bad labels in {line!r}"
+                    lab[lm.group(1)] = lm.group(2).replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+                    pos = lm.end()
+            fams.setdefault(name, []).append((lab, float(value)))
+    return fams
+
+
+def test_metrics_parse(sinks):
+    fams = parse_metrics(get(sinks.url + "metrics")[2].decode())  # before any tick: defaults
+    assert fams["mctrack_fps"][0][1] != fams["mctrack_fps"][0][1]  # NaN
+    sinks.submit([tick(c, 1) for c in CAMS], [stats(c) for c in CAMS])
+    code, ctype, body = get(sinks.url + "metrics")
+    assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
+    fams = parse_metrics(body.decode())
+    for name in ("mctrack_frames_total", "mctrack_frames_dropped_total", "mctrack_reconnects_total", "mctrack_fps",
+                 "mctrack_latency_seconds", "mctrack_last_frame_age_seconds", "mctrack_active_tracks",
+                 "mctrack_sink_dropped_frames_total"):
+        assert {s[0]["camera"] for s in fams[name]} == set(CAMS), name
+    by_cam = {s[0]["camera"]: s[1] for s in fams["mctrack_frames_total"]}
+    assert by_cam == {c: 120.0 for c in CAMS}
+    lat = {(s[0]["camera"], s[0]["quantile"]): s[1] for s in fams["mctrack_latency_seconds"]}
+    assert lat[("cam1", "0.5")] == pytest.approx(0.02) and lat[("cam1", "0.95")] == pytest.approx(0.0455)
+    assert {s[0]["camera"]: s[1] for s in fams["mctrack_active_tracks"]}["cam1"] == 1
+    data = json.loads(get(sinks.url + "stats.json")[2])
+    assert [r["camera"] for r in data["cameras"]] == CAMS and data["cameras"][0]["state"] == "running"
+
+
+def test_label_escaping_and_values():
+    assert escape_label_value('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
+    assert [format_metric_value(v) for v in (3, 0.5, float("nan"), float("inf"), True)] == \
+        ["3", "0.5", "NaN", "+Inf", "1"]
+
+
+def test_stream_sends_multipart_jpeg(sinks):
+    host, port = urllib.parse.urlsplit(sinks.url).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("GET", "/stream/" + urllib.parse.quote(CAMS[1], safe=""))
+    resp = conn.getresponse()
+    assert resp.status == 200
+    ctype = resp.getheader("Content-Type")
+    assert ctype.startswith("multipart/x-mixed-replace")
+    boundary = ctype.split("boundary=")[1]
+    stop = threading.Event()
+
+    def feed():  # frames are annotated only while a client watches: keep ticking until one arrives
+        f = 1
+        while not stop.is_set():
+            sinks.submit([tick(c, f) for c in CAMS], [stats(c) for c in CAMS])
+            f += 1
+            time.sleep(0.02)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        assert resp.fp.readline().strip() == f"--{boundary}".encode()
+        headers = {}
+        while (line := resp.fp.readline().strip()):
+            k, v = line.decode().split(":", 1)
+            headers[k.lower()] = v.strip()
+        assert headers["content-type"] == "image/jpeg"
+        jpeg = resp.fp.read(int(headers["content-length"]))
+        assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
+    finally:
+        stop.set()
+        feeder.join()
+        conn.close()
+
+
+def test_token_auth():
+    view = LiveView(["c1"], "127.0.0.1", 0, token="s3cret")
+    view.start()
+    try:
+        url = view.url
+        assert get(url)[0] == 401
+        assert get(url + "metrics")[0] == 401
+        assert get(url + "stream/c1")[0] == 401
+        assert get(url, {"Authorization": "Bearer wrong"})[0] == 401
+        assert get(url + "?token=wrong")[0] == 401
+        code, _, body = get(url, {"Authorization": "Bearer s3cret"})
+        assert code == 200 and b"c1" in body
+        code, _, body = get(url + "?token=s3cret")
+        assert code == 200 and b"stream/c1?token=s3cret" in body  # passed on to the embedded URLs
+        assert get(url + "metrics?token=s3cret")[0] == 200
+        assert get(url + "healthz")[0] == 200
+    finally:
+        view.close()
+    view.close()
+
+
+def test_port_in_use_is_a_user_error():
+    from tracker.errors import UserError
+
+    a = LiveView(["c1"], "127.0.0.1", 0)
+    a.start()
+    try:
+        b = LiveView(["c1"], "127.0.0.1", a.port)
+        b_started = False
+        try:
+            b.start()
+            b_started = True
+        except UserError as exc:
+            assert "cannot listen" in str(exc)
+        finally:
+            if b_started:
+                b.close()
+        assert not b_started
+    finally:
+        a.close()

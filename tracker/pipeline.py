@@ -1,0 +1,281 @@
+"""The live multi-camera loop: batch frames across cameras, detect, embed, track, hand to sinks.
+
+One tick:
+
+1. the batcher takes at most one frame per camera (the newest for live sources, the next
+   for files), waiting at most ``pipeline.max_wait`` for stragglers;
+2. detections: one batched detector call for the cameras without a detection file;
+3. one batched ReID call over every person crop of every camera, split back per camera;
+4. each camera's ``CameraTracker`` updates on its own detections and embeddings;
+5. results go to the sinks' queue (files, events, video, live view) without blocking.
+
+Files that are not paced are merged by timestamp, so cameras at different frame rates
+(7 and 3.5 fps, say) stay aligned in stream time and no frame is ever dropped. Live
+sources (and paced files) are batched by wall-clock arrival.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import RunConfig, check_run_config
+from .errors import UserError
+from .ids import IdAllocator
+from .tracker import CameraTracker
+from .types import Detections
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Camera:
+    """Per-camera state owned by the loop."""
+
+    cfg: object
+    reader: object
+    tracker: CameraTracker
+    dets_by_frame: dict | None = None
+    pending: object = None  # one-frame lookahead (time-merge mode)
+    finished: bool = False
+    frames_done: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=512))
+    tick_times: deque = field(default_factory=lambda: deque(maxlen=64))
+
+
+class Pipeline:
+    """Build every component of a run from its config; ``run()`` loops until the sources end or ``stop()``.
+
+    Raises:
+        UserError: for a bad config, a missing model or detection file, or a file source that
+            cannot be opened (live sources that cannot be reached are retried in the background
+            and reported in the status, so the other cameras keep running).
+    """
+
+    def __init__(self, cfg: RunConfig):
+        from streams import SourceReader
+
+        from .models import resolve_model
+        from .motio import read_mot_detections
+        from .sinks import Sinks
+
+        check_run_config(cfg)
+        self.cfg = cfg
+        self._stop = threading.Event()
+        self.cameras: dict[str, _Camera] = {}
+        model_dir = cfg.pipeline.model_dir
+        needs_detector = any(c.detections is None for c in cfg.cameras)
+        self.detector = None
+        if needs_detector:
+            from .detection import Detector
+
+            d = cfg.detector
+            self.detector = Detector(resolve_model(d.model, model_dir), backend=d.backend, providers=d.providers,
+                                     cpu_threads=d.cpu_threads, conf=d.conf, iou=d.iou, imgsz=d.imgsz or None)
+        self.encoder = None
+        if cfg.reid.enabled:
+            from .reid import ReIDEncoder
+
+            r = cfg.reid
+            self.encoder = ReIDEncoder(resolve_model(r.model, model_dir), providers=r.providers,
+                                       cpu_threads=r.cpu_threads, max_batch=r.max_batch)
+        try:
+            for cam in cfg.cameras:
+                dets = read_mot_detections(cam.detections) if cam.detections else None
+                reader = SourceReader(cam.id, cam.source, fps=cam.fps, pace=cam.pace, queue_size=cam.queue_size,
+                                      transport=cam.transport, open_timeout=cam.open_timeout,
+                                      read_timeout=cam.read_timeout)
+                reader.open()
+                self.cameras[cam.id] = _Camera(cam, reader, CameraTracker(cfg.tracker, IdAllocator()), dets)
+        except BaseException:
+            self.close_sources()
+            raise
+        self.time_merge = not any(c.reader.live for c in self.cameras.values())
+        out = cfg.output
+        fps = {cid: (c.reader.nominal_fps or 10.0) for cid, c in self.cameras.items()}
+        self.sinks = Sinks(Path(out.dir), list(self.cameras), mot=out.mot, events=out.events, video=out.video,
+                           video_fps=fps, http=out.http, http_host=out.http_host, http_port=out.http_port,
+                           http_token=out.http_token, queue_size=out.queue_size)
+        self.ticks = 0
+        self.frames = 0
+        self._behind_logged = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop(self) -> None:
+        """Ask the loop to finish after the current tick (safe from a signal handler)."""
+        self._stop.set()
+
+    def close_sources(self) -> None:
+        for cam in self.cameras.values():
+            try:
+                cam.reader.close()
+            except Exception:  # closing must not hide the original error
+                log.exception("closing camera %s", cam.cfg.id)
+
+    # ------------------------------------------------------------------ batching
+    def _next_batch(self) -> list:
+        """At most one frame per camera; [] when every source has finished."""
+        from streams import END
+
+        if self.time_merge:
+            for cam in self.cameras.values():
+                if cam.pending is None and not cam.finished:
+                    item = cam.reader.get(timeout=None)
+                    if item is END:
+                        cam.finished = True
+                    else:
+                        cam.pending = item
+            ready = [c for c in self.cameras.values() if c.pending is not None]
+            if not ready:
+                return []
+            t0 = min(c.pending.timestamp for c in ready)
+            slack = self.cfg.pipeline.max_wait + 1e-6
+            batch = []
+            for c in ready:
+                if c.pending.timestamp <= t0 + slack:
+                    batch.append((c, c.pending, time.monotonic()))
+                    c.pending = None
+            return batch
+
+        batch: dict[str, tuple] = {}
+        deadline = None
+        while not self._stop.is_set():
+            waiting = [c for c in self.cameras.values() if not c.finished and c.cfg.id not in batch]
+            if not waiting:
+                break
+            got = False
+            for cam in waiting:
+                item = cam.reader.get(timeout=0.0)
+                if item is END:
+                    cam.finished = True
+                elif item is not None:
+                    batch[cam.cfg.id] = (cam, item, time.monotonic())
+                    got = True
+            now = time.monotonic()
+            if batch and deadline is None:
+                deadline = now + self.cfg.pipeline.max_wait
+            if deadline is not None and now >= deadline:
+                break
+            if not got:
+                time.sleep(0.002)
+        if not batch and all(c.finished for c in self.cameras.values()):
+            return []
+        return list(batch.values())
+
+    # ------------------------------------------------------------------ one tick
+    def _process(self, batch: list) -> list:
+        from .sinks import CameraResult
+
+        frames = [item for _, item, _ in batch]
+        per_cam: list[tuple[np.ndarray, np.ndarray]] = [None] * len(batch)  # type: ignore[list-item]
+        need = [i for i, (cam, _, _) in enumerate(batch) if cam.dets_by_frame is None]
+        if need:
+            found = self.detector.detect([frames[i].image for i in need])
+            for i, fd in zip(need, found, strict=True):
+                per_cam[i] = (fd.tlbr, fd.scores)
+        empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+        for i, (cam, frame, _) in enumerate(batch):
+            if cam.dets_by_frame is not None:
+                per_cam[i] = cam.dets_by_frame.get(frame.index, empty)
+        embeddings = [None] * len(batch)
+        if self.encoder is not None:
+            embeddings = self.encoder.embed([f.image for f in frames], [d[0] for d in per_cam])
+        results = []
+        for (cam, frame, received), (tlbr, scores), emb in zip(batch, per_cam, embeddings, strict=True):
+            out = cam.tracker.update(Detections(tlbr, scores, frame.timestamp, emb, frame.index))
+            capture = getattr(frame, "capture_time", None) or received
+            results.append(CameraResult(cam.cfg.id, frame, out, capture))
+        return results
+
+    def _stats(self) -> list:
+        from .sinks import CameraStats
+
+        stats = []
+        for cid, cam in self.cameras.items():
+            h = cam.reader.health()
+            lat = np.asarray(cam.latencies) * 1000 if cam.latencies else np.zeros(1)
+            tt = cam.tick_times
+            fps = (len(tt) - 1) / (tt[-1] - tt[0]) if len(tt) > 1 and tt[-1] > tt[0] else 0.0
+            stats.append(CameraStats(cid, h.source, fps, h.frames_in, h.frames_dropped, h.reconnects,
+                                     h.last_frame_age, float(np.percentile(lat, 50)), float(np.percentile(lat, 95)),
+                                     h.state))
+        return stats
+
+    def run(self, progress: bool = True, max_ticks: int | None = None) -> dict:
+        """Loop until all sources end, ``stop()`` is called or ``max_ticks`` ticks ran.
+
+        Returns a summary: ticks, frames, seconds, per-camera latency p50/p95 (ms), drops, outputs.
+        """
+        from .offline import progress as progress_bar
+
+        self.sinks.start()
+        if self.sinks.url:
+            log.info("live view: %s  (metrics: %s/metrics)", self.sinks.url, self.sinks.url.rstrip("/"))
+        total = None
+        if self.time_merge:
+            lengths = [getattr(c.reader, "frame_count", None) for c in self.cameras.values()]
+            total = sum(lengths) if all(lengths) else None
+        bar = progress_bar(None, total, "frames", progress and self.time_merge)
+        t_start = time.monotonic()
+        last_status = t_start
+        try:
+            while not self._stop.is_set() and (max_ticks is None or self.ticks < max_ticks):
+                batch = self._next_batch()
+                if not batch:
+                    if all(c.finished for c in self.cameras.values()):
+                        break
+                    continue
+                results = self._process(batch)
+                done = time.monotonic()
+                for cam, _, _ in batch:
+                    cam.frames_done += 1
+                    cam.tick_times.append(done)
+                for r in results:
+                    self.cameras[r.camera_id].latencies.append(done - r.capture_time)
+                self.sinks.submit(results, self._stats())
+                self.ticks += 1
+                self.frames += len(batch)
+                if bar is not None and hasattr(bar, "update"):
+                    bar.update(len(batch))
+                if self.sinks.behind and done - self._behind_logged > 10.0:
+                    log.warning("outputs are falling behind: dropped %d video/live frames so far",
+                                self.sinks.dropped_video_frames)
+                    self._behind_logged = done
+                interval = self.cfg.pipeline.status_interval
+                if not self.time_merge and interval and done - last_status >= interval:
+                    last_status = done
+                    log.info("status: %s", "; ".join(
+                        f"{s.camera_id} {s.state} {s.fps:.1f} fps, {s.frames_dropped} dropped, "
+                        f"p95 {s.latency_p95_ms:.0f} ms" for s in self._stats()))
+        finally:
+            if bar is not None and hasattr(bar, "close"):
+                bar.close()
+            stats = self._stats()
+            self.close_sources()
+            self.sinks.close()
+        elapsed = time.monotonic() - t_start
+        return {
+            "ticks": self.ticks, "frames": self.frames, "seconds": elapsed,
+            "cameras": {s.camera_id: {"frames": self.cameras[s.camera_id].frames_done, "dropped": s.frames_dropped,
+                                      "reconnects": s.reconnects, "latency_p50_ms": s.latency_p50_ms,
+                                      "latency_p95_ms": s.latency_p95_ms} for s in stats},
+            "outputs": self.sinks.paths(), "interrupted": self._stop.is_set(),
+        }
+
+
+def load_run_config(path: str, overrides: list[str] | None = None) -> RunConfig:
+    """Load and cross-check a run config (``run.py run --config``)."""
+    from .config import load_yaml
+
+    cfg = load_yaml(path, RunConfig, overrides)
+    try:
+        check_run_config(cfg)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return cfg
