@@ -21,12 +21,17 @@ _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame. ``image`` is (H, W, 3) uint8 BGR; ``timestamp`` in seconds."""
+    """One decoded frame. ``image`` is (H, W, 3) uint8 BGR; ``timestamp`` in seconds.
+
+    ``capture_time``: ``time.monotonic()`` when a reader thread got the frame from its source
+    (None for the synchronous sources), for measuring latency through the pipeline.
+    """
 
     camera_id: str
     index: int
     timestamp: float
     image: np.ndarray
+    capture_time: float | None = None
 
 
 class VideoFileSource:
