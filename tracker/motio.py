@@ -24,6 +24,8 @@ def read_mot_detections(path: str | Path, min_score: float = -np.inf) -> dict[in
     path = Path(path)
     if not path.is_file():
         raise UserError(f"detection file not found: {path}")
+    if not path.read_text().strip():
+        return {}  # an empty file: no detections at all
     try:
         data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
     except ValueError as exc:

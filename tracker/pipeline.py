@@ -58,10 +58,11 @@ class Pipeline:
             and reported in the status, so the other cameras keep running).
     """
 
-    def __init__(self, cfg: RunConfig):
+    def __init__(self, cfg: RunConfig, detector=None, encoder=None):
+        """``detector`` / ``encoder`` replace the configured models (tests, custom models): any object
+        with ``detect(frames) -> [FrameDetections]`` / ``embed(frames, boxes) -> [embeddings]``."""
         from streams import SourceReader
 
-        from .models import resolve_model
         from .motio import read_mot_detections
         from .sinks import Sinks
 
@@ -69,30 +70,17 @@ class Pipeline:
         self.cfg = cfg
         self._stop = threading.Event()
         self.cameras: dict[str, _Camera] = {}
-        model_dir = cfg.pipeline.model_dir
-        needs_detector = any(c.detections is None for c in cfg.cameras)
-        self.detector = None
-        if needs_detector:
-            from .detection import Detector
-
-            d = cfg.detector
-            self.detector = Detector(resolve_model(d.model, model_dir), backend=d.backend, providers=d.providers,
-                                     cpu_threads=d.cpu_threads, conf=d.conf, iou=d.iou, imgsz=d.imgsz or None)
-        self.encoder = None
-        if cfg.reid.enabled:
-            from .reid import ReIDEncoder
-
-            r = cfg.reid
-            self.encoder = ReIDEncoder(resolve_model(r.model, model_dir), providers=r.providers,
-                                       cpu_threads=r.cpu_threads, max_batch=r.max_batch)
+        clock_origin = time.monotonic()  # one time base for all live cameras
         try:
             for cam in cfg.cameras:
                 dets = read_mot_detections(cam.detections) if cam.detections else None
                 reader = SourceReader(cam.id, cam.source, fps=cam.fps, pace=cam.pace, queue_size=cam.queue_size,
                                       transport=cam.transport, open_timeout=cam.open_timeout,
-                                      read_timeout=cam.read_timeout)
+                                      read_timeout=cam.read_timeout, clock_origin=clock_origin)
                 reader.open()
                 self.cameras[cam.id] = _Camera(cam, reader, CameraTracker(cfg.tracker, IdAllocator()), dets)
+            # Models load after the sources opened, so a bad camera path is reported before a slow model load.
+            self._load_models(cfg, detector, encoder)
         except BaseException:
             self.close_sources()
             raise
@@ -105,6 +93,26 @@ class Pipeline:
         self.ticks = 0
         self.frames = 0
         self._behind_logged = 0.0
+
+    def _load_models(self, cfg: RunConfig, detector, encoder) -> None:
+        from .models import resolve_model
+
+        model_dir = cfg.pipeline.model_dir
+        needs_detector = any(c.detections is None for c in cfg.cameras)
+        self.detector = detector
+        if needs_detector and detector is None:
+            from .detection import Detector
+
+            d = cfg.detector
+            self.detector = Detector(resolve_model(d.model, model_dir), backend=d.backend, providers=d.providers,
+                                     cpu_threads=d.cpu_threads, conf=d.conf, iou=d.iou, imgsz=d.imgsz or None)
+        self.encoder = encoder
+        if cfg.reid.enabled and encoder is None:
+            from .reid import ReIDEncoder
+
+            r = cfg.reid
+            self.encoder = ReIDEncoder(resolve_model(r.model, model_dir), providers=r.providers,
+                                       cpu_threads=r.cpu_threads, max_batch=r.max_batch)
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
