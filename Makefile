@@ -20,11 +20,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 demo: $(VENV)/.installed
-	@mkdir -p $(OUT)
-	$(PY) run.py track --dets $(PETS)/det/det_yolov8n.txt --video $(PETS)/video/vtest.avi --fps 7 \
-	    --reid osnet_x0_25_msmt17 --out $(OUT)/PETS09-S2L1.txt
-	$(PY) run.py eval --gt-root $(MCTRACK_DATA_DIR) --results $(OUT) --seqs PETS09-S2L1
-	@echo "Results: $(OUT)/PETS09-S2L1.txt (MOTChallenge rows: frame,id,left,top,width,height,score,-1,-1,-1)"
+	$(PY) run.py run --config configs/pets09_mc.yaml --set output.dir=$(OUT)
+	$(PY) run.py eval --gt-root $(MCTRACK_DATA_DIR)/PETS09-MC --results $(OUT)
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -4,7 +4,7 @@
     python run.py track --dets DET.txt --out OUT.txt --fps F [--video FILE | --frames DIR] [--reid MODEL] [--config CFG]
     python run.py run --config configs/NAME.yaml [--set key.sub=value ...]
     python run.py eval --gt-root DIR --results DIR [--seqs SEQ ...]
-    python run.py config [--config CFG]      # print every tracker option, its value and what it trades
+    python run.py config [--config CFG]      # every config option, its default and what it trades
     python run.py export-detector --weights yolo.pt [--dynamic] [--half]
     python run.py export-reid --arch osnet_x0_25 --weights file.pth --out file.onnx
     python run.py similarity IMG1 IMG2 [--model M] [--boxes L,T,W,H L,T,W,H]
@@ -19,6 +19,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 from tracker.errors import UserError
 
@@ -92,8 +93,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{'stopped' if summary['interrupted'] else 'finished'}: {summary['frames']} frames from "
           f"{len(summary['cameras'])} cameras in {summary['seconds']:.1f} s ({summary['frames'] / secs:.1f} frames/s)")
     for cid, c in summary["cameras"].items():
-        print(f"  {cid}: {c['frames']} frames, {c['dropped']} dropped, {c['reconnects']} reconnects, "
-              f"latency p50 {c['latency_p50_ms']:.0f} ms / p95 {c['latency_p95_ms']:.0f} ms")
+        # Latency from capture to result means something only for live sources (files are read ahead).
+        latency = (f", latency p50 {c['latency_p50_ms']:.0f} ms / p95 {c['latency_p95_ms']:.0f} ms"
+                   if summary["live"] else "")
+        print(f"  {cid}: {c['frames']} frames, {c['dropped']} dropped, {c['reconnects']} reconnects{latency}")
     print(f"outputs in {cfg.output.dir}/:")
     for name, path in summary["outputs"].items():
         print(f"  {name}: {path}")
@@ -111,16 +114,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from tracker.config import TrackerConfig, describe
+    from tracker.config import RunConfig, describe
 
-    cfg = _load_tracker_config(args.config)
     print("| key | default | what it does / trades |\n|---|---|---|")
-    print("\n".join(describe(TrackerConfig, "tracker.")))
+    print("\n".join(describe(RunConfig)))
     if args.config:
-        print(f"\nvalues in {args.config}:")
-        flat = dataclasses.asdict(cfg)
-        for k, v in flat.items():
-            print(f"  tracker.{k}: {v}")
+        from tracker.config import TrackConfig, load_yaml
+
+        text = Path(args.config).read_text() if Path(args.config).is_file() else ""
+        if "cameras:" in text:
+            from tracker.pipeline import load_run_config
+
+            cfg = load_run_config(args.config)
+        else:
+            cfg = load_yaml(args.config, TrackConfig)
+        print(f"\n{args.config} is valid; its values:")
+        print(dataclasses.asdict(cfg))
     return 0
 
 
@@ -160,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seqs", nargs="*", help="sequences to score (default: every result file with a gt)")
     e.set_defaults(func=cmd_eval)
 
-    c = sub.add_parser("config", help="list every tracker option with its default and what it trades")
-    c.add_argument("--config", help="also validate this YAML file and print its values")
+    c = sub.add_parser("config", help="list every config option with its default and what it trades")
+    c.add_argument("--config", help="also validate this YAML file (a run or a track config) and print its values")
     c.set_defaults(func=cmd_config)
 
     # Model tools: each module adds its own subcommands (their heavy imports happen inside the handlers).

@@ -69,8 +69,10 @@ def main() -> int:
             p50 = max(c["latency_p50_ms"] for c in cams)
             p95 = max(c["latency_p95_ms"] for c in cams)
             verdict = "holds" if dropped == 0 else "drops"
+            stages = " ".join(f"{k}={v:.0f}" for k, v in s["stage_ms_per_tick"].items())
             print(f"live cameras={n} seconds={s['seconds']:.0f} frames={frames} dropped={dropped} "
-                  f"latency_p50_ms={p50:.0f} latency_p95_ms={p95:.0f} (worst camera) {verdict}", flush=True)
+                  f"latency_p50_ms={p50:.0f} latency_p95_ms={p95:.0f} (worst camera) ms_per_tick: {stages} "
+                  f"frames_per_tick={frames / max(s['ticks'], 1):.1f} {verdict}", flush=True)
     return 0
 
 

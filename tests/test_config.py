@@ -47,6 +47,11 @@ def test_every_option_is_documented():
             assert len(f.metadata.get("doc", "")) > 20, f"{cls.__name__}.{f.name} lacks a doc"
     lines = describe(TrackerConfig, "tracker.")
     assert any("tracker.kalman.std_velocity" in line for line in lines)
+    from tracker.config import CameraConfig, DetectorConfig, OutputConfig, PipelineConfig, ReIDConfig
+
+    for cls in (CameraConfig, DetectorConfig, ReIDConfig, OutputConfig, PipelineConfig):
+        for f in dataclasses.fields(cls):
+            assert len(f.metadata.get("doc", "")) > 20, f"{cls.__name__}.{f.name} lacks a doc"
 
 
 def test_yaml_files(tmp_path):
@@ -82,8 +87,10 @@ def test_shipped_configs_load():
 def test_readme_documents_every_option():
     from pathlib import Path
 
+    from tracker.config import RunConfig
+
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    for line in describe(TrackerConfig, "tracker."):
+    for line in describe(RunConfig):
         key = line.split("`")[1]
         assert f"`{key}`" in readme, f"{key} missing from README's option table"
 

@@ -417,6 +417,11 @@ def describe(cls, prefix: str = "") -> list[str]:
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
         default = f.default if f.default is not dataclasses.MISSING else None
+        hint = typing.get_type_hints(cls)[f.name]
+        if typing.get_origin(hint) is tuple and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+            lines.append(f"| `{key}` | (list) | {f.metadata.get('doc', '')} |")
+            lines.extend(describe(typing.get_args(hint)[0], key + "[]."))
+            continue
         if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             sub = f.default_factory()  # type: ignore[misc]
             if dataclasses.is_dataclass(sub):

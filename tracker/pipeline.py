@@ -92,6 +92,7 @@ class Pipeline:
                            http_token=out.http_token, queue_size=out.queue_size)
         self.ticks = 0
         self.frames = 0
+        self.stage_seconds = {"detect": 0.0, "reid": 0.0, "track": 0.0}
         self._behind_logged = 0.0
 
     def _load_models(self, cfg: RunConfig, detector, encoder) -> None:
@@ -180,6 +181,7 @@ class Pipeline:
     def _process(self, batch: list) -> list:
         from .sinks import CameraResult
 
+        t0 = time.perf_counter()
         frames = [item for _, item, _ in batch]
         per_cam: list[tuple[np.ndarray, np.ndarray]] = [None] * len(batch)  # type: ignore[list-item]
         need = [i for i, (cam, _, _) in enumerate(batch) if cam.dets_by_frame is None]
@@ -191,14 +193,19 @@ class Pipeline:
         for i, (cam, frame, _) in enumerate(batch):
             if cam.dets_by_frame is not None:
                 per_cam[i] = cam.dets_by_frame.get(frame.index, empty)
+        t1 = time.perf_counter()
         embeddings = [None] * len(batch)
         if self.encoder is not None:
             embeddings = self.encoder.embed([f.image for f in frames], [d[0] for d in per_cam])
+        t2 = time.perf_counter()
         results = []
         for (cam, frame, received), (tlbr, scores), emb in zip(batch, per_cam, embeddings, strict=True):
             out = cam.tracker.update(Detections(tlbr, scores, frame.timestamp, emb, frame.index))
             capture = getattr(frame, "capture_time", None) or received
             results.append(CameraResult(cam.cfg.id, frame, out, capture))
+        t3 = time.perf_counter()
+        for name, dt in (("detect", t1 - t0), ("reid", t2 - t1), ("track", t3 - t2)):
+            self.stage_seconds[name] += dt
         return results
 
     def _stats(self) -> list:
@@ -273,7 +280,8 @@ class Pipeline:
             "cameras": {s.camera_id: {"frames": self.cameras[s.camera_id].frames_done, "dropped": s.frames_dropped,
                                       "reconnects": s.reconnects, "latency_p50_ms": s.latency_p50_ms,
                                       "latency_p95_ms": s.latency_p95_ms} for s in stats},
-            "outputs": self.sinks.paths(), "interrupted": self._stop.is_set(),
+            "outputs": self.sinks.paths(), "interrupted": self._stop.is_set(), "live": not self.time_merge,
+            "stage_ms_per_tick": {k: 1000 * v / max(self.ticks, 1) for k, v in self.stage_seconds.items()},
         }
 
 
