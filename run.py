@@ -5,6 +5,7 @@
     python run.py run --config configs/NAME.yaml [--set key.sub=value ...]
     python run.py eval --gt-root DIR --results DIR [--seqs SEQ ...]
     python run.py config [--config CFG]      # every config option, its default and what it trades
+    python run.py eval-mc --gt-root DIR --results DIR [--cameras ...]   # per-camera and cross-camera scores
     python run.py export-detector --weights yolo.pt [--dynamic] [--half]
     python run.py export-reid --arch osnet_x0_25 --weights file.pth --out file.onnx
     python run.py similarity IMG1 IMG2 [--model M] [--boxes L,T,W,H L,T,W,H]
@@ -174,9 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_config)
 
     # Model tools: each module adds its own subcommands (their heavy imports happen inside the handlers).
-    from tracker.commands import detector, reid_export, similarity
+    from tracker.commands import detector, eval_mc, reid_export, similarity
 
-    for module in (detector, reid_export, similarity):
+    for module in (eval_mc, detector, reid_export, similarity):
         module.register(sub)
     return p
 

@@ -301,6 +301,67 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class LinkConfig:
+    """A walkable connection between two cameras that do not overlap (blind gap, corridor)."""
+
+    a: str = _f("", "camera id at one end.")
+    b: str = _f("", "camera id at the other end.")
+    min_travel: float = _f(0.0, "shortest walk in seconds from a's view to b's.", 0.0, 86400.0)
+    max_travel: float = _f(30.0, "longest walk in seconds; a person seen later in b is not linked by this route.",
+                           0.0, 86400.0)
+    bidirectional: bool = _f(True, "the same times apply from b to a.")
+
+
+@dataclass(frozen=True)
+class HomographyConfig:
+    """Maps one camera's image pixels to a common plane shared by overlapping cameras."""
+
+    camera: str = _f("", "camera id.")
+    matrix: tuple[float, ...] = _f((), "3x3 homography, row-major (9 numbers), image pixels -> common plane.")
+
+
+@dataclass(frozen=True)
+class MulticamConfig:
+    """Cross-camera identities: the site description (overlaps, links, homographies) and the registry.
+
+    Only the site description changes between sites; the thresholds are physical (seconds,
+    person heights, cosine distance) and meant to be left alone.
+    """
+
+    enabled: bool = _f(False, "give each person one global identity across cameras (experimental: on PETS09-MC it "
+                       "raises cross-camera IDF1 but still lowers per-camera accuracy). Off: ids are per camera.")
+    overlaps: tuple[tuple[str, ...], ...] = _f((), "pairs of cameras whose views overlap, e.g. [[cam1, cam2]]: "
+                                               "one person may be in both at once.")
+    links: tuple[LinkConfig, ...] = _f((), "connections between non-overlapping cameras with travel times. When any "
+                                       "overlap or link is given, identities move only along them.")
+    homographies: tuple[HomographyConfig, ...] = _f((), "optional per-camera maps to a common plane, so that "
+                                                    "people in overlapping views are compared by position too.")
+    max_appearance_distance: float = _f(
+        0.3, "largest cosine distance between a new track and an identity's gallery for a link. Higher: links "
+        "across bigger changes of light and pose, more wrong merges.", 0.0, 2.0)
+    match_threshold: float = _f(0.3, "largest total cost accepted when assigning identities (appearance minus "
+                                "the geometry bonus).", -1.0, 2.0)
+    geometry_weight: float = _f(0.15, "cost bonus when overlapping views agree on the position. Higher: trusts "
+                                "geometry over appearance.", 0.0, 1.0)
+    overlap_distance: float = _f(1.0, "in overlapping views, the largest distance between positions in the common "
+                                 "plane, in person heights. Higher: tolerates homography error.", 0.0, 100.0)
+    presence_window: float = _f(1.0, "seconds after its last detection during which a track still holds its "
+                                "identity in its camera. Higher: safer against duplicates, slower hand-over.",
+                                0.0, 600.0)
+    overlap_handover: float = _f(3.0, "seconds between leaving one view and appearing in an overlapping one.",
+                                 0.0, 600.0)
+    max_speed: float = _f(2.0, "fastest walk in person heights per second, for re-entry into the same camera.",
+                          0.0, 100.0)
+    reentry_margin: float = _f(1.0, "extra distance in person heights allowed for re-entry.", 0.0, 100.0)
+    memory_seconds: float = _f(300.0, "seconds an identity stays matchable after it was last seen. Higher: "
+                               "recognises people who come back later, more candidates to confuse.", 0.0, 1e7)
+    gallery_size: int = _f(10, "track summaries kept per identity.", 1, 1000)
+    min_embeddings: int = _f(3, "embeddings a track needs before its summary joins the gallery.", 1, 1000)
+    max_identities: int = _f(10000, "identities kept in memory; the longest unseen are forgotten first.",
+                             1, 10_000_000)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A deployment: ``python run.py run --config FILE``."""
 
@@ -310,6 +371,8 @@ class RunConfig:
     reid: ReIDConfig = field(default_factory=ReIDConfig, metadata={"doc": "the ReID encoder (section above)"})
     tracker: TrackerConfig = field(default_factory=TrackerConfig,
                                    metadata={"doc": "the per-camera tracker (section above)"})
+    multicam: MulticamConfig = field(default_factory=MulticamConfig,
+                                     metadata={"doc": "cross-camera identities (section above)"})
     output: OutputConfig = field(default_factory=OutputConfig, metadata={"doc": "outputs (section above)"})
     pipeline: PipelineConfig = field(default_factory=PipelineConfig,
                                      metadata={"doc": "the batching loop (section above)"})
@@ -330,6 +393,18 @@ def check_run_config(cfg: RunConfig) -> None:
         if not all(c.isalnum() or c in "-_." for c in cam.id):
             raise UserError(f"config: camera id '{cam.id}' may contain only letters, digits, '-', '_' and '.'")
         seen.add(cam.id)
+    mc = cfg.multicam
+    for pair in mc.overlaps:
+        if len(pair) != 2 or any(c not in seen for c in pair):
+            raise UserError(f"config: multicam.overlaps entry {list(pair)} must name two configured cameras")
+    for link in mc.links:
+        if link.a not in seen or link.b not in seen:
+            raise UserError(f"config: multicam.links {link.a} -> {link.b} must name configured cameras")
+        if link.min_travel > link.max_travel:
+            raise UserError(f"config: multicam.links {link.a} -> {link.b}: min_travel exceeds max_travel")
+    for h in mc.homographies:
+        if h.camera not in seen or len(h.matrix) != 9:
+            raise UserError(f"config: multicam.homographies for '{h.camera}' needs a configured camera and 9 numbers")
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -381,7 +456,13 @@ def _expand_env(value):
     import os
 
     if isinstance(value, str):
-        return os.path.expandvars(value)
+        out = os.path.expandvars(value)
+        import re
+
+        missing = re.search(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", out)
+        if missing:
+            raise UserError(f"environment variable {missing.group(1)} is not set (used in '{value}')")
+        return out
     if isinstance(value, dict):
         return {k: _expand_env(v) for k, v in value.items()}
     if isinstance(value, list):

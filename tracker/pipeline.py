@@ -85,6 +85,11 @@ class Pipeline:
             self.close_sources()
             raise
         self.time_merge = not any(c.reader.live for c in self.cameras.values())
+        self.registry = None
+        if cfg.multicam.enabled:
+            from .multicam import IdentityRegistry
+
+            self.registry = IdentityRegistry(cfg.multicam)
         out = cfg.output
         fps = {cid: (c.reader.nominal_fps or 10.0) for cid, c in self.cameras.items()}
         self.sinks = Sinks(Path(out.dir), list(self.cameras), mot=out.mot, events=out.events, video=out.video,
@@ -198,11 +203,17 @@ class Pipeline:
         if self.encoder is not None:
             embeddings = self.encoder.embed([f.image for f in frames], [d[0] for d in per_cam])
         t2 = time.perf_counter()
+        outputs = {}
+        for (cam, frame, _), (tlbr, scores), emb in zip(batch, per_cam, embeddings, strict=True):
+            outputs[cam.cfg.id] = cam.tracker.update(Detections(tlbr, scores, frame.timestamp, emb, frame.index))
+        if self.registry is not None:
+            now = max(f.timestamp for f in frames)
+            outputs = self.registry.update(now, outputs, {c.cfg.id: e for (c, _, _), e in
+                                                          zip(batch, embeddings, strict=True)})
         results = []
-        for (cam, frame, received), (tlbr, scores), emb in zip(batch, per_cam, embeddings, strict=True):
-            out = cam.tracker.update(Detections(tlbr, scores, frame.timestamp, emb, frame.index))
+        for cam, frame, received in batch:
             capture = getattr(frame, "capture_time", None) or received
-            results.append(CameraResult(cam.cfg.id, frame, out, capture))
+            results.append(CameraResult(cam.cfg.id, frame, outputs[cam.cfg.id], capture))
         t3 = time.perf_counter()
         for name, dt in (("detect", t1 - t0), ("reid", t2 - t1), ("track", t3 - t2)):
             self.stage_seconds[name] += dt

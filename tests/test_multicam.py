@@ -1,0 +1,108 @@
+"""Identity registry scenarios with synthetic tracks and embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracker.config import HomographyConfig, LinkConfig, MulticamConfig
+from tracker.multicam import IdentityRegistry
+from tracker.types import TrackOutput
+
+DIM = 32
+
+
+def emb(seed: int, noise: float = 0.02) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=DIM)
+    v += np.random.default_rng().normal(0, noise * np.linalg.norm(v), DIM)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def out(tracks: list[tuple[int, list[float]]], t: float) -> TrackOutput:
+    """Confirmed tracks matched this frame: (local id, tlbr)."""
+    n = len(tracks)
+    return TrackOutput(np.array([i for i, _ in tracks], np.int64), np.full(n, -1, np.int64),
+                       np.array([b for _, b in tracks], np.float32).reshape(n, 4), np.full(n, 0.9, np.float32),
+                       np.arange(n, dtype=np.int64), np.ones(n, bool), t)
+
+
+def step(reg, t, per_cam: dict[str, list[tuple[int, list[float], int]]]) -> dict[str, dict[int, int]]:
+    """per_cam: camera -> [(local id, tlbr, person seed)]; returns camera -> {local id: global id}."""
+    outputs = {c: out([(i, b) for i, b, _ in rows], t) for c, rows in per_cam.items()}
+    embs = {c: np.array([emb(p) for _, _, p in rows], np.float32).reshape(-1, DIM) for c, rows in per_cam.items()}
+    res = reg.update(t, outputs, embs)
+    return {c: dict(zip(r.track_ids.tolist(), r.global_ids.tolist(), strict=True)) for c, r in res.items()}
+
+
+BOX = [100, 100, 140, 200]
+
+
+def walk(reg, cam, local, person, t0, t1, fps=5.0):
+    ids = set()
+    for k in range(int((t1 - t0) * fps)):
+        ids |= set(step(reg, t0 + k / fps, {cam: [(local, BOX, person)]})[cam].values())
+    step(reg, t1 + 0.01, {cam: []})  # the track ends
+    return ids
+
+
+def linked_site(max_travel=10.0):
+    return MulticamConfig(enabled=True, links=(LinkConfig("a", "b", 0.0, max_travel),))
+
+
+def test_handover_through_blind_gap_within_window_is_linked():
+    reg = IdentityRegistry(linked_site())
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    g2 = walk(reg, "b", 1, person=7, t0=5, t1=8)
+    assert g1 == g2 and len(g1) == 1
+
+
+def test_handover_outside_travel_window_is_not_linked():
+    reg = IdentityRegistry(linked_site(max_travel=4.0))
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    g2 = walk(reg, "b", 1, person=7, t0=20, t1=23)
+    assert g1 != g2
+
+
+def test_unlinked_cameras_never_share_identities_when_topology_is_given():
+    cfg = MulticamConfig(enabled=True, links=(LinkConfig("a", "b", 0.0, 10.0),))
+    reg = IdentityRegistry(cfg)
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    g2 = walk(reg, "c", 1, person=7, t0=4, t1=6)
+    assert g1 != g2
+
+
+def test_two_similar_people_at_once_in_non_overlapping_cameras_are_not_merged():
+    reg = IdentityRegistry(linked_site())
+    seen = {"a": set(), "b": set()}
+    for k in range(20):
+        r = step(reg, k / 5, {"a": [(1, BOX, 7)], "b": [(1, BOX, 7)]})  # same looks, same time
+        for c in r:
+            seen[c] |= set(r[c].values())
+    assert seen["a"].isdisjoint(seen["b"])
+
+
+def test_overlapping_cameras_same_place_share_identity_and_different_place_do_not():
+    cfg = MulticamConfig(enabled=True, overlaps=(("a", "b"),), homographies=(
+        HomographyConfig("a", (1, 0, 0, 0, 1, 0, 0, 0, 1)), HomographyConfig("b", (1, 0, 500, 0, 1, 0, 0, 0, 1))))
+    reg = IdentityRegistry(cfg)
+    step(reg, 0.0, {"a": [(1, [600, 100, 640, 200], 7)]})
+    r = step(reg, 0.2, {"a": [(1, [600, 100, 640, 200], 7)], "b": [(1, [100, 100, 140, 200], 7),
+                                                                   (2, [300, 100, 340, 200], 7)]})
+    assert r["b"][1] == r["a"][1]  # b's x=120 is the plane's x=620, where a sees the person
+    assert r["b"][2] != r["a"][1]  # same looks, 200 px (2 heights) away: someone else
+
+
+def test_reentry_same_camera_restores_identity_and_never_twice_in_one_camera():
+    reg = IdentityRegistry(MulticamConfig(enabled=True))
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    g2 = walk(reg, "a", 2, person=7, t0=60, t1=62)  # back a minute later
+    assert g1 == g2
+    r = step(reg, 70.0, {"a": [(3, BOX, 7), (4, [400, 100, 440, 200], 7)]})
+    assert len(set(r["a"].values())) == 2
+
+
+def test_memory_is_bounded():
+    reg = IdentityRegistry(MulticamConfig(enabled=True, memory_seconds=10.0, max_identities=50))
+    for p in range(200):
+        walk(reg, "a", p + 1, person=1000 + p, t0=p, t1=p + 0.6)
+    assert len(reg.identities) <= 50
+    assert all(len(i.gallery) <= reg.cfg.gallery_size for i in reg.identities.values())

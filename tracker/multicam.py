@@ -1,0 +1,266 @@
+"""Identity registry: one global identity per person across cameras (first version, experimental).
+
+Every confirmed local track gets a global identity, resolved once per tick for all cameras
+with one assignment (not greedily per track). A new track is matched against identities that
+are
+
+- active now in a camera that overlaps its own (and, when both cameras have a homography to a
+  common plane, standing at the same place in it),
+- recently seen in another camera that the topology links to this one, within the link's
+  travel-time window,
+- recently seen in the same camera (re-entry), where the person could have walked since,
+- or, when no topology is configured, seen anywhere within the memory time.
+
+Constraints: an identity is never active twice in one camera, and never active at the same
+time in two cameras that do not overlap. Appearance is a per-track mean of its unit-norm
+embeddings; an identity keeps a bounded gallery of track means and matches by the closest.
+Identities stay matchable for ``memory_seconds`` after they were last seen; the gallery and
+the number of remembered identities are bounded.
+
+Pure numpy/scipy/lap; no I/O. Not yet here: corrections (merge/split), persistence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .association import GATED, linear_assignment
+from .config import MulticamConfig
+from .types import TrackOutput
+
+
+def _apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Map (N, 2) pixel points through a 3x3 homography; returns (N, 2)."""
+    p = np.column_stack([pts, np.ones(len(pts))]) @ h.T
+    return p[:, :2] / p[:, 2:3]
+
+
+@dataclass
+class _Track:
+    camera: str
+    local_id: int
+    identity: int
+    first_time: float
+    last_time: float  # last time matched to a detection
+    emb_sum: np.ndarray | None = None
+    n_emb: int = 0
+    position: np.ndarray | None = None  # (2,) foot point in the common plane
+    height: float = 0.0  # box height in the common plane (position unit scale)
+    foot_px: np.ndarray | None = None  # (2,) foot point in camera pixels
+    height_px: float = 0.0
+
+    def mean(self) -> np.ndarray | None:
+        if self.emb_sum is None or self.n_emb == 0:
+            return None
+        return self.emb_sum / max(np.linalg.norm(self.emb_sum), 1e-12)
+
+
+@dataclass
+class _Identity:
+    gid: int
+    gallery: list = field(default_factory=list)  # unit-norm track means, newest last
+    last_time: float = 0.0
+    last_camera: str = ""
+    last_foot_px: np.ndarray | None = None
+    last_height_px: float = 0.0
+    active: dict = field(default_factory=dict)  # camera -> local track id
+
+
+class IdentityRegistry:
+    """Assigns global identities to confirmed local tracks of many cameras.
+
+    Args:
+        config: ``MulticamConfig`` (topology, overlaps, homographies, thresholds, memory bounds).
+        id_start: first global id.
+    """
+
+    def __init__(self, config: MulticamConfig | None = None, id_start: int = 1):
+        self.cfg = config or MulticamConfig()
+        self._next_id = int(id_start)
+        self.tracks: dict[tuple[str, int], _Track] = {}
+        self.identities: dict[int, _Identity] = {}
+        self._h = {c.camera: np.asarray(c.matrix, np.float64).reshape(3, 3) for c in self.cfg.homographies}
+        self._overlap = {frozenset(p) for p in self.cfg.overlaps}
+        self._links = {}
+        for link in self.cfg.links:
+            self._links[(link.a, link.b)] = (link.min_travel, link.max_travel)
+            if link.bidirectional:
+                self._links[(link.b, link.a)] = (link.min_travel, link.max_travel)
+        self.has_topology = bool(self._links or self._overlap)
+
+    # ------------------------------------------------------------------ helpers
+    def overlaps(self, a: str, b: str) -> bool:
+        return a != b and frozenset((a, b)) in self._overlap
+
+    def _observe(self, tr: _Track, tlbr: np.ndarray, emb: np.ndarray | None, now: float) -> None:
+        tr.last_time = now
+        foot = np.array([(tlbr[0] + tlbr[2]) / 2, tlbr[3]])
+        head = np.array([(tlbr[0] + tlbr[2]) / 2, tlbr[1]])
+        tr.foot_px, tr.height_px = foot, float(tlbr[3] - tlbr[1])
+        h = self._h.get(tr.camera)
+        if h is not None:
+            f, t = _apply_h(h, np.stack([foot, head]))
+            tr.position, tr.height = f, float(np.linalg.norm(f - t))
+        if emb is not None:
+            tr.emb_sum = emb.astype(np.float64) if tr.emb_sum is None else tr.emb_sum + emb
+            tr.n_emb += 1
+
+    def _new_identity(self) -> _Identity:
+        ident = _Identity(self._next_id)
+        self._next_id += 1
+        self.identities[ident.gid] = ident
+        return ident
+
+    def _present(self, ident: _Identity, now: float) -> dict[str, _Track]:
+        """Cameras where the identity's track was matched within ``presence_window`` seconds."""
+        out = {}
+        for cam, lid in ident.active.items():
+            tr = self.tracks.get((cam, lid))
+            if tr is not None and now - tr.last_time <= self.cfg.presence_window:
+                out[cam] = tr
+        return out
+
+    # ------------------------------------------------------------------ main step
+    def update(self, now: float, outputs: dict[str, TrackOutput],
+               embeddings: dict[str, np.ndarray | None]) -> dict[str, TrackOutput]:
+        """Resolve identities for one tick.
+
+        Args:
+            now: the tick's time in seconds (all cameras share one clock).
+            outputs: camera -> that camera's TrackOutput of this tick.
+            embeddings: camera -> (N, D) unit-norm embeddings of that frame's detections (rows
+                indexed by ``det_index``), or None.
+        Returns:
+            camera -> TrackOutput with ``global_ids`` filled for every confirmed row.
+        """
+        seen: set[tuple[str, int]] = set()
+        new: list[_Track] = []
+        for cam, out in outputs.items():
+            emb = embeddings.get(cam)
+            for i in range(len(out)):
+                if not out.confirmed[i]:
+                    continue
+                key = (cam, int(out.track_ids[i]))
+                seen.add(key)
+                tr = self.tracks.get(key)
+                if tr is None:
+                    tr = _Track(cam, key[1], -1, now, now)
+                    self.tracks[key] = tr
+                    new.append(tr)
+                d = int(out.det_index[i])
+                if d >= 0:
+                    self._observe(tr, out.tlbr[i], emb[d] if emb is not None and len(emb) > d else None, now)
+        # Tracks of the cameras updated this tick that are gone: ended.
+        for key in [k for k in self.tracks if k[0] in outputs and k not in seen]:
+            self._end(self.tracks.pop(key))
+        if new:
+            self._resolve(new, now)
+        for tr in self.tracks.values():  # refresh identity appearance and whereabouts
+            ident = self.identities[tr.identity]
+            if tr.last_time >= ident.last_time:
+                ident.last_time, ident.last_camera = tr.last_time, tr.camera
+                ident.last_foot_px, ident.last_height_px = tr.foot_px, tr.height_px
+        self._forget(now)
+        result = {}
+        for cam, out in outputs.items():
+            gids = np.array([self.tracks[(cam, int(t))].identity if c else -1
+                             for t, c in zip(out.track_ids, out.confirmed, strict=True)], np.int64)
+            result[cam] = TrackOutput(out.track_ids, gids, out.tlbr, out.scores, out.det_index, out.confirmed,
+                                      out.timestamp)
+        return result
+
+    def _end(self, tr: _Track) -> None:
+        ident = self.identities.get(tr.identity)
+        if ident is None:
+            return
+        if ident.active.get(tr.camera) == tr.local_id:
+            del ident.active[tr.camera]
+        m = tr.mean()
+        if m is not None and tr.n_emb >= self.cfg.min_embeddings:
+            ident.gallery.append(m)
+            del ident.gallery[:-self.cfg.gallery_size]
+
+    def _forget(self, now: float) -> None:
+        cfg = self.cfg
+        stale = [g for g, i in self.identities.items() if not i.active and now - i.last_time > cfg.memory_seconds]
+        for g in stale:
+            del self.identities[g]
+        if len(self.identities) > cfg.max_identities:
+            idle = sorted((i.last_time, g) for g, i in self.identities.items() if not i.active)
+            for _, g in idle[:len(self.identities) - cfg.max_identities]:
+                del self.identities[g]
+
+    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float) -> float:
+        """Cost of giving ``ident`` to the new track ``tr``; GATED when not allowed."""
+        cfg = self.cfg
+        if tr.camera in ident.active and ident.active[tr.camera] != tr.local_id:
+            return GATED  # never twice in one camera: its track there is alive (maybe lost, not ended)
+        present = self._present(ident, now)
+        present.pop(tr.camera, None)
+        geometry_bonus = 0.0
+        for cam, other in present.items():
+            if not self.overlaps(cam, tr.camera):
+                return GATED  # in two non-overlapping places at once
+            if tr.position is not None and other.position is not None:
+                scale = max(min(tr.height, other.height), 1e-6)
+                if np.linalg.norm(tr.position - other.position) / scale > cfg.overlap_distance:
+                    return GATED  # overlapping views, but not the same place
+                geometry_bonus = cfg.geometry_weight
+        if not present:
+            gap = tr.first_time - ident.last_time
+            if gap > cfg.memory_seconds:
+                return GATED
+            last = ident.last_camera
+            if last == tr.camera:
+                if ident.last_foot_px is not None and tr.foot_px is not None:
+                    h = max(ident.last_height_px, tr.height_px, 1.0)
+                    reach = cfg.max_speed * max(gap, 0.0) + cfg.reentry_margin
+                    if np.linalg.norm(tr.foot_px - ident.last_foot_px) / h > reach:
+                        return GATED
+            elif self.overlaps(last, tr.camera) and gap <= cfg.overlap_handover:
+                pass  # walked out of one view while entering the overlapping one
+            elif (last, tr.camera) in self._links:
+                lo, hi = self._links[(last, tr.camera)]
+                if not lo <= gap <= hi:
+                    return GATED
+            elif self.has_topology:
+                return GATED
+        app = self._app(tr, ident)
+        if app > cfg.max_appearance_distance:
+            return GATED
+        return app - geometry_bonus
+
+    def _app(self, tr: _Track, ident: _Identity) -> float:
+        m = tr.mean()
+        gallery = list(ident.gallery)
+        for cam, lid in ident.active.items():
+            other = self.tracks.get((cam, lid))
+            if other is not None and other.mean() is not None:
+                gallery.append(other.mean())
+        if m is None or not gallery:
+            return self.cfg.max_appearance_distance  # no evidence either way
+        return float(1.0 - np.max(np.asarray(gallery) @ m))
+
+    def _resolve(self, new: list[_Track], now: float) -> None:
+        gids = list(self.identities)
+        if gids:
+            cost = np.array([[self._candidate_cost(tr, self.identities[g], now) for g in gids] for tr in new])
+            matches, unmatched, _ = linear_assignment(cost, self.cfg.match_threshold)
+        else:
+            matches, unmatched = np.zeros((0, 2), np.int64), np.arange(len(new))
+        for r, c in matches:
+            tr, ident = new[r], self.identities[gids[c]]
+            tr.identity = ident.gid
+            ident.active[tr.camera] = tr.local_id
+        for r in unmatched:
+            ident = self._new_identity()
+            new[r].identity = ident.gid
+            ident.active[new[r].camera] = new[r].local_id
+            ident.last_time = new[r].last_time
+            ident.last_camera = new[r].camera
+
+    def stats(self) -> dict:
+        return {"identities": len(self.identities), "tracks": len(self.tracks),
+                "gallery_embeddings": sum(len(i.gallery) for i in self.identities.values())}
