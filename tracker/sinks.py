@@ -221,7 +221,8 @@ def _label(rows: _Rows, i: int, show_ids: str) -> str:
         return str(t)
     if show_ids == "both":
         return f"{g} ({t})" if g >= 0 else f"? ({t})"
-    return str(g) if g >= 0 else f"~{t}"
+    # The same number as the MOT file's id column (OpenCV's Hershey font cannot draw "~" or "#" reliably).
+    return str(g) if g >= 0 else str(t)
 
 
 def annotate_frame(image: np.ndarray, rows: _Rows, trails: dict[int, collections.deque], show_ids: str,
@@ -339,7 +340,7 @@ class Sinks:
         queue_size: ticks of frames the frame thread may fall behind before the oldest are dropped.
             Larger: fewer dropped video frames under bursts, more memory (one image per camera per tick).
         show_ids: identity shown in files and labels: ``global_or_local`` (global id when resolved,
-            else the local track id; labels mark local ids ``~7``), ``local`` (always the local id),
+            else the local track id, in files and labels alike), ``local`` (always the local id),
             ``both`` (files as ``global_or_local``, labels ``global (local)``).
 
     Attributes:
