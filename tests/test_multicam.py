@@ -106,3 +106,20 @@ def test_memory_is_bounded():
         walk(reg, "a", p + 1, person=1000 + p, t0=p, t1=p + 0.6)
     assert len(reg.identities) <= 50
     assert all(len(i.gallery) <= reg.cfg.gallery_size for i in reg.identities.values())
+
+
+def test_broken_local_track_is_relinked_and_never_shown_twice():
+    """The local tracker loses a person and starts a new track: the identity carries over; if the old
+    (lost) track comes back, it cannot show the same identity in the same camera."""
+    reg = IdentityRegistry(MulticamConfig(enabled=True))
+    ids = set()
+    for k in range(10):
+        ids |= set(step(reg, k / 5, {"a": [(1, BOX, 7)]})["a"].values())
+    # Track 1 goes unmatched (lost, still alive in the tracker); track 2 picks the person up 2 s later.
+    broken = TrackOutput(np.array([1, 2]), np.array([-1, -1]), np.array([BOX, [110, 100, 150, 200]], np.float32),
+                         np.array([0, 0.9], np.float32), np.array([-1, 0]), np.array([True, True]), 3.0)
+    r = reg.update(3.0, {"a": broken}, {"a": emb(7)[None]})
+    g_new = dict(zip(r["a"].track_ids.tolist(), r["a"].global_ids.tolist(), strict=True))
+    assert g_new[2] in ids
+    r = step(reg, 3.2, {"a": [(1, [300, 100, 340, 200], 7), (2, [112, 100, 152, 200], 7)]})
+    assert r["a"][1] != r["a"][2]

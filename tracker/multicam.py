@@ -80,6 +80,7 @@ class IdentityRegistry:
         self.cfg = config or MulticamConfig()
         self._next_id = int(id_start)
         self.tracks: dict[tuple[str, int], _Track] = {}
+        self._pending: dict[tuple[str, int], _Track] = {}  # tentative local tracks
         self.identities: dict[int, _Identity] = {}
         self._h = {c.camera: np.asarray(c.matrix, np.float64).reshape(3, 3) for c in self.cfg.homographies}
         self._overlap = {frozenset(p) for p in self.cfg.overlaps}
@@ -140,21 +141,24 @@ class IdentityRegistry:
         for cam, out in outputs.items():
             emb = embeddings.get(cam)
             for i in range(len(out)):
-                if not out.confirmed[i]:
-                    continue
                 key = (cam, int(out.track_ids[i]))
                 seen.add(key)
-                tr = self.tracks.get(key)
-                if tr is None:
+                tr = self.tracks.get(key) or self._pending.get(key)
+                if tr is None:  # tentative tracks gather appearance before they get an identity
                     tr = _Track(cam, key[1], -1, now, now)
+                    self._pending[key] = tr
+                if out.confirmed[i] and tr.identity < 0:
+                    self._pending.pop(key, None)
                     self.tracks[key] = tr
                     new.append(tr)
                 d = int(out.det_index[i])
                 if d >= 0:
                     self._observe(tr, out.tlbr[i], emb[d] if emb is not None and len(emb) > d else None, now)
-        # Tracks of the cameras updated this tick that are gone: ended.
+        # Tracks of the cameras updated this tick that are gone: ended (or, tentative, dropped).
         for key in [k for k in self.tracks if k[0] in outputs and k not in seen]:
             self._end(self.tracks.pop(key))
+        for key in [k for k in self._pending if k[0] in outputs and k not in seen]:
+            del self._pending[key]
         if new:
             self._resolve(new, now)
         for tr in self.tracks.values():  # refresh identity appearance and whereabouts
@@ -196,7 +200,10 @@ class IdentityRegistry:
         """Cost of giving ``ident`` to the new track ``tr``; GATED when not allowed."""
         cfg = self.cfg
         if tr.camera in ident.active and ident.active[tr.camera] != tr.local_id:
-            return GATED  # never twice in one camera: its track there is alive (maybe lost, not ended)
+            holder = self.tracks.get((tr.camera, ident.active[tr.camera]))
+            if holder is not None and now - holder.last_time <= cfg.presence_window:
+                return GATED  # never twice in one camera
+            # Its track here is lost (the local tracker broke it): the new track may take the identity over.
         present = self._present(ident, now)
         present.pop(tr.camera, None)
         geometry_bonus = 0.0
@@ -252,6 +259,14 @@ class IdentityRegistry:
             matches, unmatched = np.zeros((0, 2), np.int64), np.arange(len(new))
         for r, c in matches:
             tr, ident = new[r], self.identities[gids[c]]
+            holder = self.tracks.get((tr.camera, ident.active.get(tr.camera, -1)))
+            if holder is not None and holder is not tr:
+                # Taken over from a lost track in the same camera; should that track come back, it is
+                # someone else (an identity is never shown twice in one camera).
+                fresh = self._new_identity()
+                holder.identity = fresh.gid
+                fresh.active[tr.camera] = holder.local_id
+                fresh.last_time, fresh.last_camera = holder.last_time, holder.camera
             tr.identity = ident.gid
             ident.active[tr.camera] = tr.local_id
         for r in unmatched:
