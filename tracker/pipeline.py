@@ -285,6 +285,8 @@ class Pipeline:
             stats = self._stats()
             self.close_sources()
             self.sinks.close()
+        if self.sinks.error is not None:  # close() never raises; an output lost while closing must not pass silently
+            raise self.sinks.error
         elapsed = time.monotonic() - t_start
         return {
             "ticks": self.ticks, "frames": self.frames, "seconds": elapsed,
