@@ -197,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # not a user mistake: one line; the traceback with -v
+        log.debug("unexpected error", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

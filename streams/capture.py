@@ -21,6 +21,9 @@ from contextlib import contextmanager
 
 import cv2
 
+# FFmpeg's own log lines ("[tcp @ 0x...] Connection refused") would reach the user's terminal on every
+# retry; the reader reports outages itself, once, in one line. Read when FFmpeg first opens a capture.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps")
 TRANSPORTS = ("tcp", "udp", "auto")
@@ -34,9 +37,12 @@ def ffmpeg_options(scheme: str, transport: str) -> dict[str, str]:
     """FFmpeg demuxer options for a URL scheme and RTSP ``transport`` ('tcp', 'udp' or 'auto')."""
     if scheme not in ("rtsp", "rtsps"):
         return {}
+    # Probe at most 0.5 s of stream before delivering frames (FFmpeg's default is 5 s of analysis,
+    # which delays every reconnect): an RTSP session already describes its streams in SDP.
+    probe = {"analyzeduration": "500000"}
     if transport == "auto":
-        return {"rtsp_flags": "prefer_tcp"}
-    return {"rtsp_transport": transport}
+        return {"rtsp_flags": "prefer_tcp", **probe}
+    return {"rtsp_transport": transport, **probe}
 
 
 def _parse_options(text: str | None) -> dict[str, str]:

@@ -197,7 +197,7 @@ class SourceReader:
 
     def __init__(self, camera_id: str, source: str, *, fps: float | None = None, pace: bool = False,
                  queue_size: int = 4, transport: str = "tcp", open_timeout: float = 10.0,
-                 read_timeout: float = 5.0, reconnect_max_backoff: float = 10.0, max_reconnects: int | None = None,
+                 read_timeout: float = 5.0, reconnect_max_backoff: float = 1.0, max_reconnects: int | None = None,
                  clock_origin: float | None = None, skip_blank: bool = True):
         self.camera_id = str(camera_id)
         self._source = str(source)
@@ -563,7 +563,8 @@ class SourceReader:
         The same error repeated while retrying is logged at WARNING once a minute, else at DEBUG.
         """
         now = time.monotonic()
-        if self._down_since is None:
+        new_outage = self._down_since is None
+        if new_outage:
             self._down_since = now
         if self.max_reconnects is not None and failures > self.max_reconnects:
             self._set_state(SourceState.FAILED, error)
@@ -571,7 +572,7 @@ class SourceReader:
             return True
         delay = self._backoff(failures)
         self._set_state(SourceState.RECONNECTING, error)
-        repeated = error == self._logged_error and now - self._logged_at < REPEAT_LOG_INTERVAL
+        repeated = not new_outage and self._logged_error is not None and now - self._logged_at < REPEAT_LOG_INTERVAL
         if not repeated:
             self._logged_error, self._logged_at = error, now
         log.log(logging.DEBUG if repeated else logging.WARNING, "camera %s: %s; reconnecting in %.1f s",

@@ -442,9 +442,10 @@ def test_ffmpeg_options_gate_serialises_only_conflicting_opens(monkeypatch):
 
 
 def test_ffmpeg_transport_options():
-    assert ffmpeg_options("rtsp", "tcp") == {"rtsp_transport": "tcp"}
-    assert ffmpeg_options("rtsp", "udp") == {"rtsp_transport": "udp"}
-    assert ffmpeg_options("rtsp", "auto") == {"rtsp_flags": "prefer_tcp"}
+    probe = {"analyzeduration": "500000"}  # short stream probing: reconnects deliver frames ~1 s sooner
+    assert ffmpeg_options("rtsp", "tcp") == {"rtsp_transport": "tcp", **probe}
+    assert ffmpeg_options("rtsp", "udp") == {"rtsp_transport": "udp", **probe}
+    assert ffmpeg_options("rtsp", "auto") == {"rtsp_flags": "prefer_tcp", **probe}
     assert ffmpeg_options("http", "tcp") == {}
 
 

@@ -35,13 +35,20 @@ def read_mot_detections(path: str | Path, min_score: float = -np.inf) -> dict[in
     if data.shape[1] < 7:
         raise UserError(f"malformed detection file {path}: expected at least 7 columns "
                         f"(frame,id,left,top,w,h,score), got {data.shape[1]}")
-    ok = np.isfinite(data[:, :7]).all(axis=1) & (data[:, 4] > 0) & (data[:, 5] > 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tlbr = data[:, 2:6].astype(np.float32)
+        tlbr[:, 2:] += tlbr[:, :2]
+        ok = (np.isfinite(data[:, :7]).all(axis=1) & np.isfinite(tlbr).all(axis=1)
+              & (tlbr[:, 2] > tlbr[:, 0]) & (tlbr[:, 3] > tlbr[:, 1]))
     if not ok.all():
-        log.warning("%s: dropped %d invalid rows (NaN or non-positive size)", path.name, int((~ok).sum()))
-    data = data[ok & (data[:, 6] >= min_score)]
+        log.warning("%s: dropped %d invalid rows (NaN/inf, out of float32 range or non-positive size)",
+                    path.name, int((~ok).sum()))
+    clipped = ok & ((data[:, 6] < 0) | (data[:, 6] > 1))
+    if clipped.any():
+        log.warning("%s: clipped %d scores outside 0..1", path.name, int(clipped.sum()))
+    keep = ok & (data[:, 6] >= min_score)
+    data, tlbr = data[keep], tlbr[keep]
     frames = data[:, 0].astype(np.int64)
-    tlbr = data[:, 2:6].astype(np.float32).copy()
-    tlbr[:, 2:] += tlbr[:, :2]
     scores = np.clip(data[:, 6], 0.0, 1.0).astype(np.float32)
     order = np.argsort(frames, kind="stable")
     frames, tlbr, scores = frames[order], tlbr[order], scores[order]

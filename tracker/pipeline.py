@@ -49,6 +49,19 @@ class _Camera:
     tick_times: deque = field(default_factory=lambda: deque(maxlen=64))
 
 
+def _drop_outside(dets: dict, size: tuple[int, int], camera_id: str) -> dict:
+    """Drop detection-file boxes lying entirely outside the (width, height) frame; log how many."""
+    w, h = size
+    out, dropped = {}, 0
+    for f, (tlbr, scores) in dets.items():
+        inside = (tlbr[:, 0] < w) & (tlbr[:, 1] < h) & (tlbr[:, 2] > 0) & (tlbr[:, 3] > 0)
+        dropped += int((~inside).sum())
+        out[f] = (tlbr[inside], scores[inside])
+    if dropped:
+        log.warning("camera %s: dropped %d detections outside the %dx%d frame", camera_id, dropped, w, h)
+    return out
+
+
 class Pipeline:
     """Build every component of a run from its config; ``run()`` loops until the sources end or ``stop()``.
 
@@ -78,6 +91,8 @@ class Pipeline:
                                       transport=cam.transport, open_timeout=cam.open_timeout,
                                       read_timeout=cam.read_timeout, clock_origin=clock_origin)
                 reader.open()
+                if dets and reader.frame_size:
+                    dets = _drop_outside(dets, reader.frame_size, cam.id)
                 self.cameras[cam.id] = _Camera(cam, reader, CameraTracker(cfg.tracker, IdAllocator()), dets)
             # Models load after the sources opened, so a bad camera path is reported before a slow model load.
             self._load_models(cfg, detector, encoder)
@@ -133,6 +148,13 @@ class Pipeline:
                 log.exception("closing camera %s", cam.cfg.id)
 
     # ------------------------------------------------------------------ batching
+    @staticmethod
+    def _get(cam: _Camera, timeout: float | None):
+        try:
+            return cam.reader.get(timeout=timeout)
+        except Exception as exc:
+            raise RuntimeError(f"camera {cam.cfg.id}: source failed: {type(exc).__name__}: {exc}") from exc
+
     def _next_batch(self) -> list:
         """At most one frame per camera; [] when every source has finished."""
         from streams import END
@@ -140,7 +162,7 @@ class Pipeline:
         if self.time_merge:
             for cam in self.cameras.values():
                 if cam.pending is None and not cam.finished:
-                    item = cam.reader.get(timeout=None)
+                    item = self._get(cam, None)
                     if item is END:
                         cam.finished = True
                     else:
@@ -165,7 +187,7 @@ class Pipeline:
                 break
             got = False
             for cam in waiting:
-                item = cam.reader.get(timeout=0.0)
+                item = self._get(cam, 0.0)
                 if item is END:
                     cam.finished = True
                 elif item is not None:

@@ -110,10 +110,11 @@ class CameraTracker:
         if self.time is not None:
             dt = now - self.time
             if dt < 0:
-                log.warning("timestamp went backwards by %.3f s; treating as no elapsed time", -dt)
+                log.warning("timestamp went backwards by %.3f s; re-basing track times on the new clock", -dt)
+                self.last_seen = self.last_seen + dt  # ages stay what they were, on the new clock
                 dt = 0.0
             self.mean, self.cov = kalman.predict(self.mean, self.cov, dt, cfg.kalman)
-        self.time = max(now, self.time) if self.time is not None else now
+        self.time = now
 
         keep_det = dets.scores >= cfg.low_score
         det_idx_all = np.nonzero(keep_det)[0]
