@@ -183,7 +183,7 @@ class IdentityRegistry:
             del ident.active[tr.camera]
         m = tr.mean()
         if m is not None and tr.n_emb >= self.cfg.min_embeddings:
-            ident.gallery.append(m)
+            ident.gallery.append(m.astype(np.float32))  # 2 KiB per 512-d summary
             del ident.gallery[:-self.cfg.gallery_size]
 
     def _forget(self, now: float) -> None:

@@ -161,10 +161,16 @@ class _TrackState:
     last_seen_frame: int | None = None
 
 
+#: seconds (stream time) after which an identity not seen again in a camera is forgotten by the event
+#: writer; if it ever shows up there again, ``identity_seen`` is emitted again. Keeps memory bounded.
+SEEN_RETENTION = 3600.0
+
+
 @dataclass
 class _CameraText:
     active: dict[int, _TrackState] = field(default_factory=dict)
-    seen: set[tuple[str, int]] = field(default_factory=set)
+    seen: dict[tuple[str, int], float] = field(default_factory=dict)  # identity key -> last stream time seen
+    last_prune: float = 0.0
     last_time: float = 0.0
     last_frame: int = 0
 
@@ -633,6 +639,11 @@ class Sinks:
         out: list[str] = []
         for tid in sorted(set(st.active) - set(current)):
             out.append(self._event("track_ended", cam, ts, fi, tid, st.active.pop(tid), reason="removed"))
+            st.seen.pop(("local", tid), None)  # local ids are never reused: forget it with its track
+        if ts - st.last_prune > 60.0:  # bounded memory: identities unseen here for an hour are forgotten
+            st.last_prune = ts
+            for key in [k for k, t in st.seen.items() if ts - t > SEEN_RETENTION]:
+                del st.seen[key]
         started: list[int] = []
         seen: list[tuple[int, _TrackState]] = []
         for tid in sorted(current):
@@ -646,8 +657,8 @@ class Sinks:
                 state.last_seen_time, state.last_seen_frame = ts, fi
                 key = ("global" if state.global_id >= 0 and self.show_ids != "local" else "local", state.identity)
                 if key not in st.seen:
-                    st.seen.add(key)
                     seen.append((tid, state))
+                st.seen[key] = ts
         out.extend(self._event("track_started", cam, ts, fi, tid, st.active[tid]) for tid in started)
         out.extend(self._event("identity_seen", cam, ts, fi, tid, s) for tid, s in seen)
         return out
