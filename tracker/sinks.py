@@ -162,8 +162,9 @@ class _TrackState:
 
 
 #: seconds (stream time) after which an identity not seen again in a camera is forgotten by the event
-#: writer; if it ever shows up there again, ``identity_seen`` is emitted again. Keeps memory bounded.
-SEEN_RETENTION = 3600.0
+#: writer: when it shows up there again, ``identity_seen`` is emitted again (a return after a long
+#: absence is news). Keeps the writer's memory bounded by the rate of identities, not the run's length.
+SEEN_RETENTION = 600.0
 
 
 @dataclass
@@ -640,7 +641,7 @@ class Sinks:
         for tid in sorted(set(st.active) - set(current)):
             out.append(self._event("track_ended", cam, ts, fi, tid, st.active.pop(tid), reason="removed"))
             st.seen.pop(("local", tid), None)  # local ids are never reused: forget it with its track
-        if ts - st.last_prune > 60.0:  # bounded memory: identities unseen here for an hour are forgotten
+        if ts - st.last_prune > 60.0:  # bounded memory: identities unseen here for SEEN_RETENTION are forgotten
             st.last_prune = ts
             for key in [k for k, t in st.seen.items() if ts - t > SEEN_RETENTION]:
                 del st.seen[key]
