@@ -11,24 +11,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def _dir(env: str, default: Path) -> Path:
-    return Path(os.environ.get(env) or default)
+def _shared_dir(env: str, default: Path, what: str) -> Path:
+    d = Path(os.environ.get(env) or default)
+    if not d.is_dir():
+        pytest.skip(f"shared {what} folder not present: {d}")
+    return d
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    d = _dir("MCTRACK_DATA_DIR", SHARED / "data")
-    if not d.is_dir():
-        pytest.skip(f"shared data folder not present: {d}")
-    return d
+    return _shared_dir("MCTRACK_DATA_DIR", SHARED / "data", "data")
 
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    d = _dir("MCTRACK_MODEL_DIR", SHARED / "models")
-    if not d.is_dir():
-        pytest.skip(f"shared model folder not present: {d}")
-    return d
+    return _shared_dir("MCTRACK_MODEL_DIR", SHARED / "models", "model")
 
 
 @pytest.fixture(scope="session")

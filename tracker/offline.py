@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
 from .config import TrackerConfig
+from .errors import UserError
 from .ids import IdAllocator
 from .tracker import CameraTracker
 from .types import Detections
@@ -51,7 +54,6 @@ def compute_embeddings(dets: DetsByFrame, source, encoder, show_progress: bool =
             out[frame.index] = encoder.embed([frame.image], [dets[frame.index][0]])[0]
     missing = set(dets) - set(out)
     if missing:
-        from .errors import UserError
         raise UserError(f"the video/frames end before detection frame {min(missing)} "
                         f"({len(missing)} detection frames have no image)")
     return out
@@ -76,8 +78,6 @@ def track_sequence(dets: DetsByFrame, fps: float, config: TrackerConfig | None =
     for f in progress(range(1, last + 1), last, "tracking", show_progress):
         tlbr, scores = dets.get(f, (empty_box, empty_score))
         emb = embeddings.get(f) if embeddings is not None else None
-        if emb is None and embeddings is not None and len(tlbr) == 0:
-            emb = None
         out = tracker.update(Detections(tlbr, scores, (f - 1) / fps, emb, f))
         keep = out.confirmed & (out.det_index >= 0)
         if keep.any():
@@ -89,9 +89,6 @@ def track_sequence(dets: DetsByFrame, fps: float, config: TrackerConfig | None =
 
 def write_mot(path, rows: np.ndarray) -> None:
     """Write (M, 7) rows as MOTChallenge results ``frame,id,l,t,w,h,score,-1,-1,-1`` atomically."""
-    import os
-    from pathlib import Path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
