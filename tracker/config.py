@@ -353,12 +353,20 @@ class MulticamConfig:
     max_speed: float = _f(2.0, "fastest walk in person heights per second, for re-entry into the same camera.",
                           0.0, 100.0)
     reentry_margin: float = _f(1.0, "extra distance in person heights allowed for re-entry.", 0.0, 100.0)
-    memory_seconds: float = _f(300.0, "seconds an identity stays matchable after it was last seen. Higher: "
+    memory_seconds: float = _f(300.0, "seconds an identity stays matchable after it was last seen; also the "
+                               "retention limit of stored appearance summaries (in memory and in the store). Higher: "
                                "recognises people who come back later, more candidates to confuse.", 0.0, 1e7)
     gallery_size: int = _f(10, "track summaries kept per identity.", 1, 1000)
     min_embeddings: int = _f(3, "embeddings a track needs before its summary joins the gallery.", 1, 1000)
     max_identities: int = _f(10000, "identities kept in memory; the longest unseen are forgotten first.",
                              1, 10_000_000)
+    store: str | None = _f(None, "SQLite file where the registry (identity ids and appearance summaries) is saved "
+                           "on shutdown and every save_interval seconds, and restored on start, so a restart keeps "
+                           "identities. Relative paths are under output.dir. Unset: nothing is stored on disk "
+                           "(biometric data; stored summaries expire after memory_seconds, and "
+                           "`run.py registry purge` deletes one identity).")
+    save_interval: float = _f(60.0, "seconds between saves of the registry while running (0 = only on shutdown).",
+                              0.0, 86400.0)
 
 
 @dataclass(frozen=True)

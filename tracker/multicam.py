@@ -90,6 +90,8 @@ class IdentityRegistry:
             if link.bidirectional:
                 self._links[(link.b, link.a)] = (link.min_travel, link.max_travel)
         self.has_topology = bool(self._links or self._overlap)
+        # Corrections not yet written: {"type": "identity_merged"|"identity_split", "time": t, ...}.
+        self.events: list[dict] = []
 
     # ------------------------------------------------------------------ helpers
     def overlaps(self, a: str, b: str) -> bool:
@@ -275,6 +277,82 @@ class IdentityRegistry:
             ident.active[new[r].camera] = new[r].local_id
             ident.last_time = new[r].last_time
             ident.last_camera = new[r].camera
+
+    # ------------------------------------------------------------------ persistence
+    def export_state(self, now: float) -> dict:
+        """Everything needed to restore the registry after a restart, as plain data.
+
+        Local tracks do not survive a restart (the per-camera trackers start over), so active
+        tracks are folded into their identity's gallery in the returned copy (the registry itself
+        is not changed). Times are exported as ages in seconds before ``now``.
+
+        Returns:
+            ``{"version": 1, "next_id": int, "identities": [{"gid": int, "age": float,
+            "last_camera": str, "gallery": (K, D) float32 array}, ...]}``; identities with no
+            appearance summary are included with an empty (0, 0) gallery (their id stays reserved).
+        """
+        extra: dict[int, list] = {}
+        for tr in self.tracks.values():
+            m = tr.mean()
+            if m is not None and tr.n_emb >= self.cfg.min_embeddings:
+                extra.setdefault(tr.identity, []).append(m.astype(np.float32))
+        idents = []
+        for gid, ident in self.identities.items():
+            gallery = (list(ident.gallery) + extra.get(gid, []))[-self.cfg.gallery_size:]
+            arr = np.asarray(gallery, np.float32) if gallery else np.zeros((0, 0), np.float32)
+            idents.append({"gid": gid, "age": max(0.0, float(now - ident.last_time)),
+                           "last_camera": ident.last_camera, "gallery": arr})
+        return {"version": 1, "next_id": self._next_id, "identities": idents}
+
+    def import_state(self, state: dict, now: float = 0.0) -> int:
+        """Restore identities saved by ``export_state``; returns how many were restored.
+
+        ``now`` is the registry's clock at restore time; each identity's last sighting is set
+        ``age`` seconds before it (add the time the process was down to ``age`` before calling).
+        Identities older than ``memory_seconds`` are dropped; ids already used here are kept.
+        """
+        if int(state.get("version", 0)) != 1:
+            raise ValueError(f"unsupported registry state version {state.get('version')!r}")
+        self._next_id = max(self._next_id, int(state["next_id"]))
+        n = 0
+        for rec in state["identities"]:
+            age = float(rec["age"])
+            gid = int(rec["gid"])
+            if age > self.cfg.memory_seconds or gid in self.identities:
+                continue
+            ident = _Identity(gid)
+            gallery = np.asarray(rec["gallery"], np.float32)
+            if gallery.size:
+                ident.gallery = list(gallery.reshape(len(gallery), -1))[-self.cfg.gallery_size:]
+            ident.last_time = now - age
+            ident.last_camera = str(rec.get("last_camera", ""))
+            self.identities[gid] = ident
+            self._next_id = max(self._next_id, gid + 1)
+            n += 1
+        return n
+
+    def purge(self, gid: int) -> bool:
+        """Forget one identity now (its appearance summaries included); its tracks get new identities.
+
+        Returns False when no such identity is held.
+        """
+        ident = self.identities.pop(int(gid), None)
+        if ident is None:
+            return False
+        for cam, lid in list(ident.active.items()):
+            tr = self.tracks.get((cam, lid))
+            if tr is not None:
+                fresh = self._new_identity()
+                tr.identity = fresh.gid
+                tr.emb_sum, tr.n_emb = None, 0
+                fresh.active[cam] = lid
+                fresh.last_time, fresh.last_camera = tr.last_time, cam
+        return True
+
+    def drain_events(self) -> list[dict]:
+        """Identity corrections since the last call (merge/split), oldest first; see ``events``."""
+        out, self.events = self.events, []
+        return out
 
     def stats(self) -> dict:
         return {"identities": len(self.identities), "tracks": len(self.tracks),
