@@ -353,6 +353,10 @@ class MulticamConfig:
     max_speed: float = _f(2.0, "fastest walk in person heights per second, for re-entry into the same camera.",
                           0.0, 100.0)
     reentry_margin: float = _f(1.0, "extra distance in person heights allowed for re-entry.", 0.0, 100.0)
+    gap_penalty: float = _f(0.05, "added to the appearance distance for each doubling of the time an identity has "
+                            "been out of sight beyond gap_scale: people away longer need a closer look-alike "
+                            "(more newcomers to confuse them with).", 0.0, 1.0)
+    gap_scale: float = _f(10.0, "seconds of absence that cost one gap_penalty.", 0.1, 1e6)
     memory_seconds: float = _f(300.0, "seconds an identity stays matchable after it was last seen; also the "
                                "retention limit of stored appearance summaries (in memory and in the store). Higher: "
                                "recognises people who come back later, more candidates to confuse.", 0.0, 1e7)

@@ -65,6 +65,8 @@ class _Identity:
     last_camera: str = ""
     last_foot_px: np.ndarray | None = None
     last_height_px: float = 0.0
+    last_position: np.ndarray | None = None  # foot point in the common plane, when the camera has a homography
+    last_height: float = 0.0
     active: dict = field(default_factory=dict)  # camera -> local track id
 
 
@@ -168,6 +170,7 @@ class IdentityRegistry:
             if tr.last_time >= ident.last_time:
                 ident.last_time, ident.last_camera = tr.last_time, tr.camera
                 ident.last_foot_px, ident.last_height_px = tr.foot_px, tr.height_px
+                ident.last_position, ident.last_height = tr.position, tr.height
         self._forget(now)
         result = {}
         for cam, out in outputs.items():
@@ -217,17 +220,15 @@ class IdentityRegistry:
                 if np.linalg.norm(tr.position - other.position) / scale > cfg.overlap_distance:
                     return GATED  # overlapping views, but not the same place
                 geometry_bonus = cfg.geometry_weight
+        gap = max(tr.first_time - ident.last_time, 0.0)
         if not present:
-            gap = tr.first_time - ident.last_time
             if gap > cfg.memory_seconds:
+                return GATED
+            if not self._reachable(tr, ident, gap):
                 return GATED
             last = ident.last_camera
             if last == tr.camera:
-                if ident.last_foot_px is not None and tr.foot_px is not None:
-                    h = max(ident.last_height_px, tr.height_px, 1.0)
-                    reach = cfg.max_speed * max(gap, 0.0) + cfg.reentry_margin
-                    if np.linalg.norm(tr.foot_px - ident.last_foot_px) / h > reach:
-                        return GATED
+                pass  # re-entry: reach checked above
             elif self.overlaps(last, tr.camera) and gap <= cfg.overlap_handover:
                 pass  # walked out of one view while entering the overlapping one
             elif (last, tr.camera) in self._links:
@@ -236,10 +237,29 @@ class IdentityRegistry:
                     return GATED
             elif self.has_topology:
                 return GATED
-        app = self._app(tr, ident)
-        if app > cfg.max_appearance_distance:
+        # The longer an identity has been away, the more people could have come since: the appearance
+        # bar rises with every doubling of the gap beyond ``gap_scale`` seconds.
+        penalty = cfg.gap_penalty * np.log2(1.0 + gap / cfg.gap_scale) if not present else 0.0
+        cost = self._app(tr, ident) + penalty - geometry_bonus
+        if cost > cfg.max_appearance_distance:
             return GATED
-        return app - geometry_bonus
+        return cost
+
+    def _reachable(self, tr: _Track, ident: _Identity, gap: float) -> bool:
+        """Could the person have walked from where the identity was last seen to where ``tr`` appeared?
+
+        Compared in the common plane when both cameras have a homography, in pixels when it is the
+        same camera; otherwise no constraint. Distances are in person heights.
+        """
+        cfg = self.cfg
+        reach = cfg.max_speed * gap + cfg.reentry_margin
+        if ident.last_position is not None and tr.position is not None:
+            h = max(ident.last_height, tr.height, 1e-6)
+            return float(np.linalg.norm(tr.position - ident.last_position)) / h <= reach
+        if ident.last_camera == tr.camera and ident.last_foot_px is not None and tr.foot_px is not None:
+            h = max(ident.last_height_px, tr.height_px, 1.0)
+            return float(np.linalg.norm(tr.foot_px - ident.last_foot_px)) / h <= reach
+        return True
 
     def _app(self, tr: _Track, ident: _Identity) -> float:
         m = tr.mean()

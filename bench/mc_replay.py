@@ -1,0 +1,176 @@
+"""Replay the identity registry over recorded per-camera tracks of PETS09-MC, and score it.
+
+The per-camera part of a multi-camera run (detections, OSNet embeddings, one CameraTracker per
+camera) does not depend on the registry, so it is recorded once (``Pipeline`` with the registry
+off, every tick's outputs and embeddings) into ``bench/.cache/`` and the registry is then
+replayed over it in seconds. Scores are ``tracker.evaluation_mc.evaluate_multicam`` on the MOT
+files the replay writes (the same rows the pipeline's MOT writer emits: confirmed tracks matched
+to a detection this frame, id = global id). A replay with the default config gives the same
+files as ``python run.py run --config configs/pets09_mc_public.yaml --set multicam.enabled=true``.
+
+Variants measure what each cue contributes (the issue asks for time, topology and geometry):
+
+    .venv/bin/python bench/mc_replay.py                      # all variants, public detections
+    .venv/bin/python bench/mc_replay.py --variants full      # one
+    .venv/bin/python bench/mc_replay.py --config configs/pets09_mc.yaml   # YOLO detector (slow first time)
+
+Prints one line per variant: per-camera and cross-camera HOTA/IDF1, identities produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import os
+import pickle  # our own cache of our own arrays, written by this script; never loaded from elsewhere
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+
+from tracker.config import MulticamConfig  # noqa: E402
+from tracker.evaluation_mc import evaluate_multicam  # noqa: E402
+from tracker.multicam import IdentityRegistry  # noqa: E402
+from tracker.pipeline import Pipeline, load_run_config  # noqa: E402
+from tracker.sinks import _snapshot, mot_lines  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def _digest(cfg) -> str:
+    """Covers the run config except its multicam section, and the per-camera tracking code."""
+    h = hashlib.sha256(repr(dataclasses.replace(cfg, multicam=MulticamConfig(), output=None)).encode())
+    for name in ("tracker/tracker.py", "tracker/kalman.py", "tracker/association.py", "tracker/appearance.py",
+                 "tracker/pipeline.py", "tracker/reid.py", "tracker/detection.py"):
+        h.update((ROOT / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def record(cfg_path: str, overrides: list[str]) -> dict:
+    """Per-camera ticks of one run: ``{"ticks": [(now, {cam: (frame_index, TrackOutput)}, {cam: emb})]}``."""
+    CACHE.mkdir(exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="mc_replay_")
+    cfg = load_run_config(cfg_path, [*overrides, "multicam.enabled=false", f"output.dir={tmp}", "output.video=false",
+                                     "output.http=false"])
+    path = CACHE / f"mc_ticks_{_digest(cfg)}.pkl"
+    if path.is_file():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    pipe = Pipeline(cfg)
+    ticks = []
+    last: list = []
+    orig_process = pipe._process
+    if pipe.encoder is not None:
+        real_embed = pipe.encoder.embed
+
+        def embed(images, boxes):
+            out = real_embed(images, boxes)
+            last[:] = out
+            return out
+
+        pipe.encoder.embed = embed
+
+    def spy(batch):
+        last.clear()
+        results = orig_process(batch)
+        now = max(r.frame.timestamp for r in results)
+        emb = {r.camera_id: (last[i] if last else None) for i, r in enumerate(results)}
+        ticks.append((now, {r.camera_id: (r.frame.index, r.tracks) for r in results}, emb))
+        return results
+
+    pipe._process = spy
+    t0 = time.time()
+    pipe.run(progress=True)
+    print(f"# recorded {len(ticks)} ticks in {time.time() - t0:.0f} s -> {path}", file=sys.stderr)
+    data = {"ticks": ticks, "cameras": [c.id for c in cfg.cameras]}
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    return data
+
+
+def replay(data: dict, mc: MulticamConfig, out_dir: Path) -> dict:
+    """Feed the recorded ticks to a registry; write ``out_dir/<cam>.txt``; return timing."""
+    reg = IdentityRegistry(mc) if mc.enabled else None
+    lines: dict[str, list[str]] = {c: [] for c in data["cameras"]}
+    times = []
+    for now, per_cam, emb in data["ticks"]:
+        outputs = {c: o for c, (_, o) in per_cam.items()}
+        if reg is not None:
+            t = time.perf_counter()
+            outputs = reg.update(now, outputs, emb)
+            times.append(time.perf_counter() - t)
+        for cam, out in outputs.items():
+            lines[cam].append(mot_lines(per_cam[cam][0], _snapshot(out, "global")))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for cam, chunks in lines.items():
+        (out_dir / f"{cam}.txt").write_text("".join(chunks))
+    ms = 1000 * np.asarray(times) if times else np.zeros(1)
+    return {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
+            "events": len(reg.events) if reg is not None else 0}
+
+
+def variants(site: MulticamConfig) -> dict[str, MulticamConfig]:
+    """Registry off, the full registry, and the full registry minus one cue at a time."""
+    full = dataclasses.replace(site, enabled=True)
+    return {
+        "off": dataclasses.replace(site, enabled=False),
+        "full": full,
+        "no-geometry": dataclasses.replace(full, homographies=()),
+        "no-topology": dataclasses.replace(full, overlaps=(), links=(), homographies=()),
+        "appearance-only": dataclasses.replace(full, overlaps=(), links=(), homographies=(), time_gates=False)
+        if "time_gates" in {f.name for f in dataclasses.fields(MulticamConfig)} else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "pets09_mc_public.yaml"))
+    ap.add_argument("--gt-root", default=None, help="default: $MCTRACK_DATA_DIR/PETS09-MC")
+    ap.add_argument("--variants", nargs="+", default=None, help="subset of: off full no-geometry no-topology "
+                                                                  "appearance-only")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="multicam.* override for the replayed registry, e.g. --set multicam.memory_seconds=10")
+    ap.add_argument("--keep", default=None, help="write the MOT files of each variant under this folder")
+    args = ap.parse_args(argv)
+    data_dir = os.environ.get("MCTRACK_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+    os.environ.setdefault("MCTRACK_DATA_DIR", data_dir)
+    gt_root = Path(args.gt_root or Path(data_dir) / "PETS09-MC")
+    data = record(args.config, [])
+    site = load_run_config(args.config).multicam  # read fresh: the cache holds per-camera data only
+    if args.overrides:
+        for o in args.overrides:
+            key, _, value = o.removeprefix("multicam.").partition("=")
+            site = dataclasses.replace(site, **{key: yaml.safe_load(value)})
+    todo = variants(site)
+    names = args.variants or [k for k, v in todo.items() if v is not None]
+    print(f"# .venv/bin/python bench/mc_replay.py --config {Path(args.config).relative_to(ROOT)}"
+          f"{''.join(' --set ' + o for o in args.overrides)}   ({time.strftime('%Y-%m-%d')}, ground truth 19 ids)")
+    for name in names:
+        mc = todo.get(name)
+        if mc is None:
+            print(f"variant={name} unavailable")
+            continue
+        base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mc_replay_"))
+        out = base / name
+        timing = replay(data, mc, out)
+        res = evaluate_multicam(gt_root, out)
+        pc, cc = res["per_camera_combined"], res["cross_camera"]
+        print(f"variant={name:16s} per_camera HOTA={pc['HOTA']:.2f} IDF1={pc['IDF1']:.2f}  "
+              f"cross_camera HOTA={cc['HOTA']:.2f} IDF1={cc['IDF1']:.2f}  ids={res['identities']['predicted']} "
+              f"(true {res['identities']['true']})  "
+              f"registry_ms median={timing['median_ms']:.3f} p95={timing['p95_ms']:.3f} "
+              f"corrections={timing['events']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
