@@ -357,6 +357,14 @@ class MulticamConfig:
                             "been out of sight beyond gap_scale: people away longer need a closer look-alike "
                             "(more newcomers to confuse them with).", 0.0, 1.0)
     gap_scale: float = _f(10.0, "seconds of absence that cost one gap_penalty.", 0.1, 1e6)
+    correction_seconds: float = _f(1.0, "seconds two identities must stand at the same place in overlapping views "
+                                   "before they are merged (or one identity at two places before it is split).",
+                                   0.0, 600.0)
+    review_embeddings: int = _f(10, "embeddings after which a track's identity is checked again: a newcomer that "
+                                "now clearly matches a known identity is merged into it, a linked track farther than "
+                                "max_appearance_distance from everything else its identity holds is split off.",
+                                1, 100000)
+    review_margin: float = _f(0.05, "how much below match_threshold a late match must score to merge.", 0.0, 1.0)
     memory_seconds: float = _f(300.0, "seconds an identity stays matchable after it was last seen; also the "
                                "retention limit of stored appearance summaries (in memory and in the store). Higher: "
                                "recognises people who come back later, more candidates to confuse.", 0.0, 1e7)

@@ -50,6 +50,11 @@ class _Track:
     height: float = 0.0  # box height in the common plane (position unit scale)
     foot_px: np.ndarray | None = None  # (2,) foot point in camera pixels
     height_px: float = 0.0
+    linked: bool = False  # got an existing identity when resolved (not a newcomer)
+    reviewed: bool = False  # its identity was re-checked once it had enough embeddings
+    together: dict = field(default_factory=dict)  # other track key -> seconds seen at the same place
+    apart: float = 0.0  # seconds its identity was at another place in an overlapping camera
+    seen_now: bool = False  # matched to a detection this tick
 
     def mean(self) -> np.ndarray | None:
         if self.emb_sum is None or self.n_emb == 0:
@@ -94,6 +99,7 @@ class IdentityRegistry:
         self.has_topology = bool(self._links or self._overlap)
         # Corrections not yet written: {"type": "identity_merged"|"identity_split", "time": t, ...}.
         self.events: list[dict] = []
+        self._last_now: float | None = None
 
     # ------------------------------------------------------------------ helpers
     def overlaps(self, a: str, b: str) -> bool:
@@ -142,6 +148,10 @@ class IdentityRegistry:
         """
         seen: set[tuple[str, int]] = set()
         new: list[_Track] = []
+        dt = 0.0 if self._last_now is None else min(max(now - self._last_now, 0.0), 1.0)
+        self._last_now = now
+        for tr in self.tracks.values():
+            tr.seen_now = False
         for cam, out in outputs.items():
             emb = embeddings.get(cam)
             for i in range(len(out)):
@@ -157,6 +167,7 @@ class IdentityRegistry:
                     new.append(tr)
                 d = int(out.det_index[i])
                 if d >= 0:
+                    tr.seen_now = True
                     self._observe(tr, out.tlbr[i], emb[d] if emb is not None and len(emb) > d else None, now)
         # Tracks of the cameras updated this tick that are gone: ended (or, tentative, dropped).
         for key in [k for k in self.tracks if k[0] in outputs and k not in seen]:
@@ -165,6 +176,7 @@ class IdentityRegistry:
             del self._pending[key]
         if new:
             self._resolve(new, now)
+        self._correct(now, dt)
         for tr in self.tracks.values():  # refresh identity appearance and whereabouts
             ident = self.identities[tr.identity]
             if tr.last_time >= ident.last_time:
@@ -289,7 +301,7 @@ class IdentityRegistry:
                 holder.identity = fresh.gid
                 fresh.active[tr.camera] = holder.local_id
                 fresh.last_time, fresh.last_camera = holder.last_time, holder.camera
-            tr.identity = ident.gid
+            tr.identity, tr.linked = ident.gid, True
             ident.active[tr.camera] = tr.local_id
         for r in unmatched:
             ident = self._new_identity()
@@ -297,6 +309,112 @@ class IdentityRegistry:
             ident.active[new[r].camera] = new[r].local_id
             ident.last_time = new[r].last_time
             ident.last_camera = new[r].camera
+
+    # ------------------------------------------------------------------ corrections
+    def _correct(self, now: float, dt: float) -> None:
+        """Merge identities that later evidence shows are one person, split those that hold two.
+
+        - Overlapping views: two tracks with different identities standing at the same place in
+          the common plane for ``correction_seconds`` are one person (merge); one identity at two
+          different places for that long is two people (the newer track is split off).
+        - Appearance, once a track has ``review_embeddings`` embeddings: a newcomer whose summary
+          now clearly matches an identity that may have become it (all of ``_candidate_cost``'s
+          gates) is merged into it; a linked track whose summary is far from everything else its
+          identity holds is split off.
+        Each change is one event in ``events``; ids already written stay as they were.
+        """
+        cfg = self.cfg
+        present = [t for t in self.tracks.values() if t.seen_now]
+        if self._overlap and self._h:
+            for i, a in enumerate(present):
+                if a.position is None:
+                    continue
+                for b in present[i + 1:]:
+                    if b.position is None or not self.overlaps(a.camera, b.camera):
+                        continue
+                    scale = max(min(a.height, b.height), 1e-6)
+                    near = np.linalg.norm(a.position - b.position) / scale <= cfg.overlap_distance
+                    kb = (b.camera, b.local_id)
+                    if a.identity == b.identity:
+                        if near:
+                            a.apart = b.apart = 0.0
+                        else:
+                            newer = b if b.first_time >= a.first_time else a
+                            newer.apart += dt
+                            if newer.apart >= cfg.correction_seconds:
+                                self._split(newer, now, "two places at once in overlapping views")
+                        continue
+                    if not near:
+                        a.together.pop(kb, None)
+                        continue
+                    a.together[kb] = a.together.get(kb, 0.0) + dt
+                    if a.together[kb] >= cfg.correction_seconds:
+                        self._merge(a.identity, b.identity, now, "same place in overlapping views")
+        for tr in list(self.tracks.values()):
+            if tr.reviewed or tr.n_emb < cfg.review_embeddings:
+                continue
+            tr.reviewed = True
+            ident = self.identities.get(tr.identity)
+            if ident is None:
+                continue
+            if tr.linked:
+                others = list(ident.gallery) + [o.mean() for o in self._active_tracks(ident) if o is not tr]
+                others = [m for m in others if m is not None]
+                if others and 1.0 - float(np.max(np.asarray(others) @ tr.mean())) > cfg.max_appearance_distance:
+                    self._split(tr, now, "appearance differs from the identity")
+                continue
+            if ident.gallery or len(ident.active) > 1:
+                continue  # not a newcomer any more
+            best, best_cost = None, cfg.match_threshold - cfg.review_margin
+            for other in self.identities.values():
+                if other is ident or any(c in ident.active for c in other.active):
+                    continue
+                c = self._candidate_cost(tr, other, now)
+                if c < best_cost:
+                    best, best_cost = other, c
+            if best is not None:
+                self._merge(best.gid, ident.gid, now, "appearance after more evidence")
+
+    def _active_tracks(self, ident: _Identity) -> list[_Track]:
+        return [t for t in (self.tracks.get((c, lid)) for c, lid in ident.active.items()) if t is not None]
+
+    def _merge(self, a: int, b: int, now: float, reason: str) -> None:
+        """Merge identities ``a`` and ``b`` into the older one (the smaller id), when allowed."""
+        keep, drop = self.identities.get(min(a, b)), self.identities.get(max(a, b))
+        if keep is None or drop is None or keep is drop:
+            return
+        for cam in drop.active:
+            if cam in keep.active:
+                return  # both held in one camera: not one person
+        for ca in keep.active:
+            for cb in drop.active:
+                if not self.overlaps(ca, cb):
+                    return  # at once in two cameras that do not overlap
+        for tr in self._active_tracks(drop):
+            tr.identity = keep.gid
+        keep.active.update(drop.active)
+        keep.gallery = (keep.gallery + drop.gallery)[-self.cfg.gallery_size:]
+        if drop.last_time > keep.last_time:
+            keep.last_time, keep.last_camera = drop.last_time, drop.last_camera
+            keep.last_foot_px, keep.last_height_px = drop.last_foot_px, drop.last_height_px
+            keep.last_position, keep.last_height = drop.last_position, drop.last_height
+        del self.identities[drop.gid]
+        self.events.append({"type": "identity_merged", "time": round(float(now), 6), "identity": keep.gid,
+                            "merged": drop.gid, "cameras": sorted(keep.active), "reason": reason})
+
+    def _split(self, tr: _Track, now: float, reason: str) -> None:
+        """Give track ``tr`` a new identity of its own."""
+        old = self.identities.get(tr.identity)
+        fresh = self._new_identity()
+        if old is not None and old.active.get(tr.camera) == tr.local_id:
+            del old.active[tr.camera]
+        tr.identity, tr.linked, tr.apart = fresh.gid, False, 0.0
+        tr.together.clear()
+        fresh.active[tr.camera] = tr.local_id
+        fresh.last_time, fresh.last_camera = tr.last_time, tr.camera
+        self.events.append({"type": "identity_split", "time": round(float(now), 6),
+                            "identity": old.gid if old is not None else None, "new_identity": fresh.gid,
+                            "camera": tr.camera, "track_id": tr.local_id, "reason": reason})
 
     # ------------------------------------------------------------------ persistence
     def export_state(self, now: float) -> dict:
