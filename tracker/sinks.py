@@ -39,6 +39,10 @@ digits, ``.``, ``_`` and ``-`` become ``_``):
     ``last_seen_frame``, the last tick it was matched to a detection (null if never).
 
   Per tick and camera the order is: ended, started, identity_seen, each by track id.
+
+  Other events given to ``submit_events`` (the identity registry's corrections, e.g.
+  ``identity_merged``) are written as given, one JSON object per line, in the order submitted
+  relative to the ticks (the pipeline submits a tick's corrections before the tick).
 - ``<camera>.mp4`` (``video=True``): annotated frames (boxes, identity labels, a trail of box
   bottoms over the last ``TRAIL_SECONDS``), mp4v at ``video_fps[camera]`` (default 10).
 
@@ -145,6 +149,11 @@ class _TextItem:
 
 
 @dataclass(frozen=True)
+class _EventLines:
+    text: str  # whole JSON lines, serialised by the caller's thread
+
+
+@dataclass(frozen=True)
 class _FrameJob:
     camera_id: str
     seq: int  # per camera, 1-based; gaps seen by the frame thread are dropped frames
@@ -193,6 +202,14 @@ def _snapshot(tracks: TrackOutput, show_ids: str) -> _Rows:
                  np.array(tracks.scores, dtype=np.float32).reshape(-1),
                  np.array(tracks.det_index, dtype=np.int64).reshape(-1),
                  np.array(tracks.confirmed, dtype=bool).reshape(-1))
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
 
 
 def mot_lines(frame_index: int, rows: _Rows) -> str:
@@ -476,6 +493,25 @@ class Sinks:
         if self._text_q.qsize() > TEXT_HIGH_WATER:
             self._wait_for_text()
 
+    def submit_events(self, events: list[dict]) -> None:
+        """Queue extra events (dicts with at least ``type`` and ``time``) for ``events.jsonl``, as given.
+
+        They are serialised now (numpy scalars and arrays become numbers and lists; anything else JSON
+        cannot hold becomes its string) and written by the text thread after everything submitted before.
+        Nothing is queued when events are off.
+
+        Raises:
+            UserError: an earlier write failed.
+            RuntimeError: ``start`` was not called.
+        """
+        if self.error is not None:
+            raise self.error
+        if self._closed or not self.events or not events:
+            return
+        if not self._started:
+            raise RuntimeError("Sinks.submit_events called before start()")
+        self._text_q.put(_EventLines("".join(json.dumps(e, default=_json_default) + "\n" for e in events)))
+
     def _wait_for_text(self) -> None:
         if not self._warned_backpressure:
             log.warning("the output writer is %d ticks behind (slow disk?); waiting for it so no rows are lost",
@@ -591,10 +627,14 @@ class Sinks:
             self._fail(self.out_dir, exc)
             self._close_text_files(sync=False)
 
-    def _write_text(self, batch: list[_TextItem], states: dict[str, _CameraText], shutdown: bool = False) -> None:
+    def _write_text(self, batch: list[_TextItem | _EventLines], states: dict[str, _CameraText],
+                    shutdown: bool = False) -> None:
         mot: dict[str, list[str]] = collections.defaultdict(list)
         events: list[str] = []
         for item in batch:
+            if isinstance(item, _EventLines):
+                events.append(item.text)
+                continue
             if self.mot:
                 mot[item.camera_id].append(mot_lines(item.frame_index, item.rows))
             ev = self._events_for(item, states[item.camera_id])
