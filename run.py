@@ -10,6 +10,7 @@
     python run.py export-reid --arch osnet_x0_25 --weights file.pth --out file.onnx
     python run.py similarity IMG1 IMG2 [--model M] [--boxes L,T,W,H L,T,W,H]
     python run.py reid-table --pairs PAIRS.csv --models M1 M2 ...
+    python run.py registry list|purge --store FILE [--id GID ...]   # saved identities (multicam.store)
 
 Run ``python run.py COMMAND --help`` for the options of each command.
 """
@@ -101,6 +102,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"outputs in {cfg.output.dir}/:")
     for name, path in summary["outputs"].items():
         print(f"  {name}: {path}")
+    reg = summary.get("registry")
+    if reg is not None:
+        if reg["error"] is None:
+            print(f"registry: {reg['saved']} identities saved to {reg['store']} ({reg['restored']} restored at start)")
+        else:  # the outputs are complete, but the identities of this run would be lost: not a success
+            print(f"registry: NOT saved to {reg['store']} (see the error above)")
+            return 2
     return 0
 
 
@@ -175,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_config)
 
     # Model tools: each module adds its own subcommands (their heavy imports happen inside the handlers).
-    from tracker.commands import detector, eval_mc, reid_export, similarity
+    from tracker.commands import detector, eval_mc, registry, reid_export, similarity
 
-    for module in (eval_mc, detector, reid_export, similarity):
+    for module in (eval_mc, registry, detector, reid_export, similarity):
         module.register(sub)
     return p
 

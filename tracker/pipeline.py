@@ -6,12 +6,18 @@ One tick:
    for files), waiting at most ``pipeline.max_wait`` for stragglers;
 2. detections: one batched detector call for the cameras without a detection file;
 3. one batched ReID call over every person crop of every camera, split back per camera;
-4. each camera's ``CameraTracker`` updates on its own detections and embeddings;
+4. each camera's ``CameraTracker`` updates on its own detections and embeddings; with
+   ``multicam.enabled`` the identity registry then gives confirmed tracks global ids;
 5. results go to the sinks' queue (files, events, video, live view) without blocking.
 
 Files that are not paced are merged by timestamp, so cameras at different frame rates
 (7 and 3.5 fps, say) stay aligned in stream time and no frame is ever dropped. Live
 sources (and paced files) are batched by wall-clock arrival.
+
+With ``multicam.store`` the registry is restored from that SQLite file at start, saved to it
+every ``multicam.save_interval`` seconds of wall time (snapshot on the loop's thread, written on
+a background thread) and at every shutdown (end of the sources, ``stop()``, an error), so a
+restart keeps identities (``tracker.registry_store``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from .tracker import CameraTracker
 from .types import Detections
 
 log = logging.getLogger(__name__)
+_FINAL_SAVE_WAIT_S = 60.0  # longest wait at shutdown for a background registry save still being written
 
 
 @dataclass
@@ -62,6 +69,14 @@ def _drop_outside(dets: dict, size: tuple[int, int], camera_id: str) -> dict:
     return out
 
 
+def registry_store_path(cfg: RunConfig) -> Path | None:
+    """Where ``multicam.store`` points (relative paths are under ``output.dir``); None when unset."""
+    if not cfg.multicam.store:
+        return None
+    path = Path(cfg.multicam.store).expanduser()
+    return path if path.is_absolute() else Path(cfg.output.dir) / path
+
+
 class Pipeline:
     """Build every component of a run from its config; ``run()`` loops until the sources end or ``stop()``.
 
@@ -82,6 +97,19 @@ class Pipeline:
         check_run_config(cfg)
         self.cfg = cfg
         self._stop = threading.Event()
+        self.registry = None
+        self.saver = None  # registry_store.StoreSaver when multicam.store is set
+        self._registry_now = 0.0  # the registry's clock: the latest tick's time
+        self._tick_events: list[dict] = []  # the registry's corrections of the current tick
+        self._restored = 0
+        if cfg.multicam.enabled:
+            from .multicam import IdentityRegistry
+
+            self.registry = IdentityRegistry(cfg.multicam)
+            if cfg.multicam.store:
+                self._restore_registry()  # before the sources and models: a bad store is reported at once
+        elif cfg.multicam.store:
+            log.warning("multicam.store is set but multicam.enabled is false: no identities are saved or restored")
         self.cameras: dict[str, _Camera] = {}
         clock_origin = time.monotonic()  # one time base for all live cameras
         try:
@@ -100,11 +128,6 @@ class Pipeline:
             self.close_sources()
             raise
         self.time_merge = not any(c.reader.live for c in self.cameras.values())
-        self.registry = None
-        if cfg.multicam.enabled:
-            from .multicam import IdentityRegistry
-
-            self.registry = IdentityRegistry(cfg.multicam)
         out = cfg.output
         fps = {cid: (c.reader.nominal_fps or 10.0) for cid, c in self.cameras.items()}
         self.sinks = Sinks(Path(out.dir), list(self.cameras), mot=out.mot, events=out.events, video=out.video,
@@ -134,6 +157,53 @@ class Pipeline:
             r = cfg.reid
             self.encoder = ReIDEncoder(resolve_model(r.model, model_dir), providers=r.providers,
                                        cpu_threads=r.cpu_threads, max_batch=r.max_batch)
+
+    # ------------------------------------------------------------------ registry store
+    def _restore_registry(self) -> None:
+        """Load ``multicam.store`` into the fresh registry; the time the tracker was down ages everyone."""
+        from .registry_store import StoreSaver, age_state, format_duration, load_registry
+
+        path = registry_store_path(self.cfg)
+        self.saver = StoreSaver(path)
+        loaded = load_registry(path)
+        if loaded is None:
+            log.info("registry: no saved identities in %s yet; saving there", path)
+            return
+        state, saved_at = loaded
+        self._restored = self.registry.import_state(age_state(state, saved_at), now=0.0)
+        log.info("registry: restored %d identities from %s (saved %s ago)", self._restored, path,
+                 format_duration(time.time() - saved_at))
+        expired = len(state["identities"]) - self._restored
+        if expired:  # retention: remove them from the file now, not at the first save
+            log.info("registry: %d saved identities unseen for more than multicam.memory_seconds (%g s) dropped",
+                     expired, self.cfg.multicam.memory_seconds)
+            self._save_registry(final=True)
+
+    def _save_registry(self, final: bool = False) -> None:
+        """Snapshot the registry and save it: in the background, or (``final``) here after any running save.
+
+        Never raises: a failure is logged and kept in ``self.saver.error``.
+        """
+        saver = self.saver
+        try:
+            if final and not saver.wait(_FINAL_SAVE_WAIT_S):
+                saver.error = f"a save to {saver.path} was still running after {_FINAL_SAVE_WAIT_S:.0f} s"
+                log.error("registry: %s; identities were not saved at shutdown", saver.error)
+                return
+            if not final and saver.busy():
+                return  # the previous save is still being written: the next interval takes a newer snapshot
+            for gid in saver.take_purged():  # purged from the store (run.py registry purge): forget them too
+                if self.registry.purge(gid):
+                    log.info("registry: identity %d was purged from %s; forgotten", gid, saver.path)
+            state = self.registry.export_state(self._registry_now)
+            if final:
+                saver.save(state)
+            else:
+                saver.save_in_background(state)
+        except Exception as exc:  # noqa: BLE001 - saving must not stop the tracker nor mask another error
+            log.debug("registry save failed", exc_info=True)
+            saver.error = f"registry not saved to {saver.path}: {type(exc).__name__}: {exc}"
+            log.error("%s", saver.error)
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -232,6 +302,8 @@ class Pipeline:
             now = max(f.timestamp for f in frames)
             outputs = self.registry.update(now, outputs, {c.cfg.id: e for (c, _, _), e in
                                                           zip(batch, embeddings, strict=True)})
+            self._registry_now = now
+            self._tick_events.extend(self.registry.drain_events())  # corrections, written with this tick
         results = []
         for cam, frame, received in batch:
             capture = getattr(frame, "capture_time", None) or received
@@ -258,7 +330,9 @@ class Pipeline:
     def run(self, progress: bool = True, max_ticks: int | None = None) -> dict:
         """Loop until all sources end, ``stop()`` is called or ``max_ticks`` ticks ran.
 
-        Returns a summary: ticks, frames, seconds, per-camera latency p50/p95 (ms), drops, outputs.
+        Returns a summary: ticks, frames, seconds, per-camera latency p50/p95 (ms), drops, outputs, and
+        ``registry``: None without ``multicam.store``, else ``{"store": path, "restored": n, "saved": n
+        identities at the last save (None if none succeeded), "error": why the last save failed, or None}``.
         """
         from .offline import progress as progress_bar
 
@@ -271,7 +345,8 @@ class Pipeline:
             total = sum(lengths) if all(lengths) else None
         bar = progress_bar(None, total, "frames", progress and self.time_merge)
         t_start = time.monotonic()
-        last_status = t_start
+        last_status = last_save = t_start
+        save_interval = self.cfg.multicam.save_interval if self.saver is not None else 0.0
         try:
             while not self._stop.is_set() and (max_ticks is None or self.ticks < max_ticks):
                 batch = self._next_batch()
@@ -286,6 +361,9 @@ class Pipeline:
                     cam.tick_times.append(done)
                 for r in results:
                     self.cameras[r.camera_id].latencies.append(done - r.capture_time)
+                if self._tick_events:
+                    events, self._tick_events = self._tick_events, []
+                    self.sinks.submit_events(events)
                 self.sinks.submit(results, self._stats())
                 self.ticks += 1
                 self.frames += len(batch)
@@ -295,6 +373,9 @@ class Pipeline:
                     log.warning("outputs are falling behind: dropped %d video/live frames so far",
                                 self.sinks.dropped_video_frames)
                     self._behind_logged = done
+                if save_interval and done - last_save >= save_interval:
+                    last_save = done
+                    self._save_registry()
                 interval = self.cfg.pipeline.status_interval
                 if not self.time_merge and interval and done - last_status >= interval:
                     last_status = done
@@ -307,6 +388,8 @@ class Pipeline:
             stats = self._stats()
             self.close_sources()
             self.sinks.close()
+            if self.saver is not None:
+                self._save_registry(final=True)
         if self.sinks.error is not None:  # close() never raises; an output lost while closing must not pass silently
             raise self.sinks.error
         elapsed = time.monotonic() - t_start
@@ -317,6 +400,9 @@ class Pipeline:
                                       "latency_p95_ms": s.latency_p95_ms} for s in stats},
             "outputs": self.sinks.paths(), "interrupted": self._stop.is_set(), "live": not self.time_merge,
             "stage_ms_per_tick": {k: 1000 * v / max(self.ticks, 1) for k, v in self.stage_seconds.items()},
+            "registry": None if self.saver is None else {
+                "store": self.saver.path, "restored": self._restored, "saved": self.saver.saved,
+                "error": self.saver.error},
         }
 
 
