@@ -24,6 +24,10 @@ import cv2
 # FFmpeg's own log lines ("[tcp @ 0x...] Connection refused") would reach the user's terminal on every
 # retry; the reader reports outages itself, once, in one line. Read when FFmpeg first opens a capture.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# OpenCV's own warning for every failed open ("backend is generally available but can't be used to capture by
+# name") likewise: errors only, unless the user chose a level with OPENCV_LOG_LEVEL.
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "rtmps")
 TRANSPORTS = ("tcp", "udp", "auto")

@@ -11,6 +11,12 @@ Lifecycle: ``open()`` (validates, starts the thread) -> ``get(timeout)`` until `
   (no frame for ``read_timeout``) or end. A failed read never produces a frame, and blank
   (uniform: black, grey, green) or repeated frames from a live source are skipped and
   counted, so the consumer sees a time gap, never a made-up frame.
+* Corrupt data (an undecodable or truncated frame in a file or stream) is skipped and
+  counted (``frames_corrupt``), logged at WARNING once and then at most once a minute; the
+  source goes on with the next good frame (a file's frame numbers stay those of the file).
+  HTTP MJPEG cameras are decoded here, not by FFmpeg, so that a truncated JPEG (no end
+  marker) is never passed on as a half-grey picture. A file that ends before the frame count
+  its header announces is reported (truncated).
 
 Credentials in URLs never reach logs, errors or ``health()`` (see ``streams.masking``).
 """
@@ -40,6 +46,9 @@ DEFAULT_FOLDER_FPS = 30.0
 BACKLOG_MAX = 2.0  # s after connecting during which frames buffered while connecting are skipped
 REPEAT_LOG_INTERVAL = 60.0  # s between WARNING lines for the same repeated error
 BACKOFF_START = 0.5  # s before the first retry; doubled per consecutive failure up to reconnect_max_backoff
+MAX_BAD_READS = 5  # consecutive failed reads (returning at once) before a stream or file counts as ended
+RAW_JPEG_GIVE_UP = 25  # well-formed JPEGs OpenCV cannot decode, with no good one, before FFmpeg decodes instead
+_JPEG_PAD = b"\r\n\t \x00"  # what may follow a JPEG's end marker in a multipart part
 
 
 class _EndType:
@@ -85,12 +94,13 @@ class SourceHealth:
     live: bool
     frames_in: int  # frames read from the source and queued (each got an index)
     frames_dropped: int  # queued frames discarded because newer ones arrived (live sources only)
-    frames_skipped: int  # live frames never queued: blank, repeated, or stale backlog right after connecting
+    frames_skipped: int  # frames never queued: corrupt, and (live) blank, repeated, or stale backlog after connecting
     reconnects: int  # connection attempts after the first one (retries after a loss or failed open)
     connect_failures: int  # attempts that failed to open the source
     last_frame_age: float | None  # seconds since the last frame arrived; None before the first
     last_error: str | None  # the latest problem, one line, masked; stays set after recovery
     frame_size: tuple[int, int] | None  # (width, height) of the latest frame
+    frames_corrupt: int = 0  # frames skipped because they could not be decoded or were truncated (files too)
 
 
 class _FrameQueue:
@@ -161,6 +171,11 @@ def _is_blank(image: np.ndarray) -> bool:
     """True for a uniform frame (black, grey, green: what a decoder shows without a picture)."""
     sample = image[::16, ::16].reshape(-1, image.shape[2] if image.ndim == 3 else 1)
     return sample.size == 0 or int(np.ptp(sample, axis=0).max()) <= 2
+
+
+def valid_jpeg(data: bytes) -> bool:
+    """True when ``data`` starts with a JPEG start marker and ends (after padding) with an end marker."""
+    return data[:2] == b"\xff\xd8" and data.rstrip(_JPEG_PAD).endswith(b"\xff\xd9")
 
 
 def _one_line(text: str) -> str:
@@ -252,6 +267,11 @@ class SourceReader:
         self._down_since: float | None = None  # when the current outage began (live sources)
         self._logged_error: str | None = None
         self._logged_at = 0.0
+        self._quiet = False
+        self._frames_corrupt = 0
+        self._corrupt_logged_at: float | None = None
+        self._corrupt_unlogged = 0  # corrupt frames since the last WARNING about them
+        self._raw_jpeg = True  # decode HTTP MJPEG here (see _read_session); off once OpenCV cannot decode them
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -403,7 +423,7 @@ class SourceReader:
                 camera_id=self.camera_id, source=self.source, state=self._state, live=self.live,
                 frames_in=self._frames_in, frames_dropped=self._queue.dropped, frames_skipped=self._frames_skipped,
                 reconnects=self._reconnects, connect_failures=self._connect_failures, last_frame_age=age,
-                last_error=self._last_error, frame_size=self.frame_size,
+                last_error=self._last_error, frame_size=self.frame_size, frames_corrupt=self._frames_corrupt,
             )
 
     # ----------------------------------------------------------------- reader thread
@@ -467,10 +487,17 @@ class SourceReader:
             return
         cap = self._cap
         yield first, 0.0
+        bad = 0  # failed reads in a row: corrupt frames when a good one follows, else the end of the file
         while not self._stop.is_set():
             ok, image = cap.read()
             if not ok or image is None:
-                return
+                bad += 1
+                if bad >= MAX_BAD_READS:
+                    return
+                continue
+            for _ in range(bad):
+                yield None, None  # one frame that could not be decoded
+            bad = 0
             yield image, cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
 
     def _run_file(self) -> None:
@@ -484,6 +511,9 @@ class SourceReader:
                 if self._stop.is_set():
                     return
                 index += 1
+                if image is None:
+                    self._corrupt(f"frame {index} of {self._source} cannot be decoded (corrupt file)")
+                    continue
                 if fps:
                     ts = (index - 1) / fps
                 else:
@@ -501,6 +531,12 @@ class SourceReader:
             self._set_state(SourceState.FAILED, str(exc))
             log.error("camera %s: %s; source stopped after %d frames", self.camera_id, exc, index - 1)
             return
+        announced = self.frame_count if self.kind == "file" else None
+        if announced and index < announced - max(2, 0.01 * announced):  # the count may be the container's estimate
+            msg = f"video file {self._source} ended after frame {index} of the {announced} its header announces " \
+                  "(truncated or corrupt)"
+            self._error(msg)
+            log.warning("camera %s: %s", self.camera_id, msg)
         self._set_state(SourceState.FINISHED)
 
     # Live sources -------------------------------------------------------------
@@ -560,7 +596,8 @@ class SourceReader:
     def _give_up_or_wait(self, failures: int, error: str) -> bool:
         """Record a failure; True when the source is given up, else wait the backoff (True if closed meanwhile).
 
-        The same error repeated while retrying is logged at WARNING once a minute, else at DEBUG.
+        Errors while retrying, and the same error again after a short recovery (a flapping camera,
+        a stream that keeps breaking off), are logged at WARNING once a minute, else at DEBUG.
         """
         now = time.monotonic()
         new_outage = self._down_since is None
@@ -572,7 +609,9 @@ class SourceReader:
             return True
         delay = self._backoff(failures)
         self._set_state(SourceState.RECONNECTING, error)
-        repeated = not new_outage and self._logged_error is not None and now - self._logged_at < REPEAT_LOG_INTERVAL
+        recent = self._logged_error is not None and now - self._logged_at < REPEAT_LOG_INTERVAL
+        repeated = recent and (not new_outage or error == self._logged_error)
+        self._quiet = repeated  # the recovery from a repeated outage is logged at DEBUG too
         if not repeated:
             self._logged_error, self._logged_at = error, now
         log.log(logging.DEBUG if repeated else logging.WARNING, "camera %s: %s; reconnecting in %.1f s",
@@ -590,6 +629,11 @@ class SourceReader:
         frames = 0
         opened = last_good = time.monotonic()
         pending: tuple[np.ndarray, float, float] | None = None  # newest frame while catching up
+        # HTTP MJPEG: take each part's bytes (raw mode) and decode them here, so a truncated or malformed JPEG is
+        # dropped; FFmpeg would pass on the half it could decode.
+        raw = self._raw_jpeg and self._made_up_pts(cap) and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
+        raw_good, raw_undecodable = False, 0
+        bad_reads = 0  # failed reads in a row that returned at once
         while not self._stop.is_set():
             started = time.monotonic()
             ok, image = cap.read()
@@ -599,7 +643,28 @@ class SourceReader:
             if not ok or image is None or image.size == 0:
                 if arrival - started >= 0.8 * self.read_timeout:
                     return frames, f"no frame for {self.read_timeout:g} s (stalled)"
-                return frames, "stream ended or broke off"
+                bad_reads += 1  # a frame FFmpeg could not decode, or the end of the stream
+                if bad_reads >= MAX_BAD_READS or arrival - last_good >= self.read_timeout:
+                    return frames, "stream ended or broke off"
+                continue
+            if bad_reads:
+                self._corrupt(f"{self.source}: a frame could not be decoded", bad_reads)
+                bad_reads = 0
+            if raw:
+                data = image.tobytes()
+                well_formed = valid_jpeg(data)
+                image = cv2.imdecode(image.reshape(-1), cv2.IMREAD_COLOR) if well_formed else None
+                if image is None:
+                    self._corrupt(f"{self.source}: a {'undecodable' if well_formed else 'truncated or malformed'} "
+                                  "JPEG frame")
+                    raw_undecodable += well_formed
+                    if not raw_good and raw_undecodable >= RAW_JPEG_GIVE_UP:
+                        self._raw_jpeg = False
+                        return frames, "its JPEG frames cannot be decoded here; FFmpeg decodes them from now on"
+                    if arrival - last_good >= self.read_timeout:
+                        return frames, f"only corrupt frames for {self.read_timeout:g} s"
+                    continue
+                raw_good = True
             pts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if self.skip_blank and _is_blank(image):
                 self._skip()
@@ -631,9 +696,9 @@ class SourceReader:
                 if frames == 1:
                     self._set_state(SourceState.STREAMING)
                     outage = "" if self._down_since is None else f" again after {arrival - self._down_since:.1f} s"
-                    self._down_since = self._logged_error = None
-                    log.info("camera %s: streaming %s%s (%dx%d)", self.camera_id, self.source, outage,
-                             image.shape[1], image.shape[0])
+                    self._down_since = None
+                    log.log(logging.DEBUG if self._quiet else logging.INFO, "camera %s: streaming %s%s (%dx%d)",
+                            self.camera_id, self.source, outage, image.shape[1], image.shape[0])
                 if not self._deliver(index + frames, ts, image, arrival):
                     return frames, "closed"
         return frames, "closed"
@@ -641,6 +706,25 @@ class SourceReader:
     def _skip(self) -> None:
         with self._lock:
             self._frames_skipped += 1
+
+    def _corrupt(self, what: str, n: int = 1) -> None:
+        """Count ``n`` corrupt frames; WARNING the first time, then at most once per REPEAT_LOG_INTERVAL."""
+        what = self._mask(what)
+        now = time.monotonic()
+        with self._lock:
+            self._frames_corrupt += n
+            self._frames_skipped += n
+            self._last_error = what
+        self._corrupt_unlogged += n
+        if self._corrupt_logged_at is None:
+            log.warning("camera %s: %s; skipped (corrupt frames are counted, and logged at most once a minute)",
+                        self.camera_id, what)
+        elif now - self._corrupt_logged_at >= REPEAT_LOG_INTERVAL:
+            log.warning("camera %s: %d corrupt frames skipped in the last %.0f s (latest: %s)", self.camera_id,
+                        self._corrupt_unlogged, now - self._corrupt_logged_at, what)
+        else:
+            return
+        self._corrupt_logged_at, self._corrupt_unlogged = now, 0
 
 
 def open_source(camera_id: str, source: str, **kw) -> SourceReader:

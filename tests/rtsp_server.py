@@ -94,10 +94,13 @@ class MjpegServer:
 
     Each connection gets ``fps`` frames per second showing the same counter as the RTSP server
     (``round((now - epoch) * fps)``) and is closed after ``frames_per_connection`` frames, like a
-    camera that drops its clients now and then. Needs numpy and OpenCV (the test environment).
+    camera that drops its clients now and then. ``damage(counter, jpeg)``, when given, returns the
+    bytes actually sent for a frame (a corrupt camera: garbage, truncated or empty parts). Needs numpy
+    and OpenCV (the test environment).
     """
 
-    def __init__(self, fps: int = 15, frames_per_connection: int = 30, size: tuple[int, int] = (320, 240)):
+    def __init__(self, fps: int = 15, frames_per_connection: int = 30, size: tuple[int, int] = (320, 240),
+                 damage=None):
         import http.server
         import socketserver
         import threading
@@ -122,6 +125,8 @@ class MjpegServer:
                     last = counter
                     gray = np.frombuffer(draw(counter, *size), np.uint8).reshape(size[1], size[0])
                     jpg = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                    if damage is not None:
+                        jpg = damage(counter, jpg)
                     head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
                     try:
                         self.wfile.write(head + jpg + b"\r\n")

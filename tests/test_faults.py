@@ -2,9 +2,9 @@
 
 Each test injects one fault into a real run and checks that the pipeline survives it, reports it
 once and leaves complete outputs. RTSP faults use the GStreamer server of ``tests/rtsp_server.py``
-(skipped, with the install hint, only where it is missing). Outages are 1 s and 10 s: a 60 s
-outage behaves like the 10 s one with the reader's backoff at its cap (10 s) and is left out to
-keep the suite fast.
+(skipped, with the install hint, only where it is missing). Outages are 1 s and 10 s (the person
+in view keeps their identity) and 60 s (about a minute of the suite's time: the reader retries
+every second, its backoff cap, and a file camera beside it must not slow down meanwhile).
 """
 
 from __future__ import annotations
@@ -14,17 +14,20 @@ import logging
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from tests.rtsp_server import decode_counter
-from tests.test_rtsp import GST, INSTALL_HINT, RtspServer
+from streams import SourceReader, open_source
+from tests.rtsp_server import MjpegServer, decode_counter, draw
+from tests.test_rtsp import FPS, GST, INSTALL_HINT, RtspServer
 from tracker.config import RunConfig, TrackerConfig, from_dict
 from tracker.detection import FrameDetections
 from tracker.ids import IdAllocator
@@ -147,6 +150,59 @@ def test_rtsp_server_restart_reconnects_within_2s_and_keeps_identity(tmp_path, o
     print(facts)
     assert len(before) == 1 and after == before, f"the person's identity changed over the outage: {facts}"
     assert delay <= RECONNECT_WITHIN, f"reconnect too slow: {facts}"
+
+
+@needs_gst
+def test_rtsp_server_down_60s_reconnects_within_2s_while_a_file_camera_runs(tmp_path, data_dir, caplog):
+    caplog.set_level(logging.INFO)
+    server = RtspServer().start()
+    det = StillPersonDetector()
+    cam1 = data_dir / "PETS09-MC" / "cam1"  # 795 frames at 7 fps: plays for 113 s
+    cfg = from_dict(RunConfig, {
+        "cameras": [{"id": "live", "source": server.url()},
+                    {"id": "file", "source": str(cam1 / "cam1.mp4"), "detections": str(cam1 / "det" / "det.txt"),
+                     "pace": True}],
+        "reid": {"enabled": False}, "output": {"dir": str(tmp_path)}, "pipeline": {"status_interval": 0}})
+    pipe = Pipeline(cfg, detector=det)
+    live, file_cam = pipe.cameras["live"], pipe.cameras["file"]
+    t, result = _start(pipe)
+    outage = 60.0
+    samples: list[tuple[float, int]] = []
+    try:
+        assert _wait(lambda: len(det.times) >= 30, 20), f"no frames before the outage: {live.reader.health()}"
+        server.kill()
+        killed = time.monotonic()
+        while time.monotonic() - killed < outage:
+            samples.append((time.monotonic(), file_cam.frames_done))
+            time.sleep(0.05)
+        down_health = live.reader.health()
+        server.start()
+        restarted = time.monotonic()
+        n_restart = len(det.times)
+        came_back = _wait(lambda: len(det.times) > n_restart, 25)
+        alive = t.is_alive()
+    finally:
+        pipe.stop()
+        t.join(20)
+        server.kill()
+    assert alive and not t.is_alive() and "exception" not in result, result
+    assert came_back, f"no frame within 25 s of the server's return: {live.reader.health()}"
+    delay = det.times[n_restart] - restarted
+    times = np.array([s[0] for s in samples])
+    done = np.array([s[1] for s in samples])
+    changes = times[np.flatnonzero(np.diff(done) > 0) + 1]
+    longest = float(np.diff(np.concatenate([[times[0]], changes, [times[-1]]])).max())
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING and r.getMessage().startswith("camera live")]
+    print(f"outage {restarted - killed:.1f} s: {down_health.reconnects} reconnection attempts, "
+          f"{len(warnings)} warning lines; first frame {delay:.2f} s after the server was back; file camera "
+          f"{int(done[-1] - done[0])} frames during the outage (7 fps paced), longest gap {longest:.2f} s")
+    assert None not in det.counters, "a blank or damaged frame reached the detector"
+    assert down_health.state == "reconnecting" and down_health.reconnects >= 30, down_health
+    assert 1 <= len(warnings) <= 2, f"the outage should be logged once (and once a minute): {warnings}"
+    assert done[-1] - done[0] >= 0.8 * 7 * outage, "the file camera slowed down during the outage"
+    assert longest < 1.0, f"the file camera stalled for {longest:.2f} s"
+    assert delay <= RECONNECT_WITHIN, f"reconnect too slow: {delay:.2f} s"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,4 +554,138 @@ def test_exception_in_one_camera_source_is_one_error_line_from_the_cli(tmp_path,
     assert r.returncode != 0
     assert len(errors) == 1 and "cam3" in errors[0] and "simulated decoder crash" in errors[0], r.stderr
     assert "Traceback" not in r.stderr, "an error in one camera's source ends the run with a traceback"
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Corrupt data: an HTTP camera sending broken JPEGs, a server speaking garbage, a damaged video file
+
+
+def _damage(counter: int, jpeg: bytes) -> bytes:
+    """Every 4th frame broken, in turn: random bytes, the first 40 % of the JPEG (no end marker), an empty part."""
+    if counter % 4 != 2:
+        return jpeg
+    kind = (counter // 4) % 3
+    if kind == 0:
+        return np.random.default_rng(counter).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    if kind == 1:
+        return jpeg[: len(jpeg) * 2 // 5]
+    return b""
+
+
+def test_http_camera_sending_corrupt_frames_keeps_running_and_logs_once(tmp_path, caplog, capfd):
+    caplog.set_level(logging.INFO)
+    server = MjpegServer(fps=FPS, frames_per_connection=100_000, damage=_damage)
+    det = StillPersonDetector()
+    cfg = from_dict(RunConfig, {"cameras": [{"id": "shop", "source": server.url()}], "reid": {"enabled": False},
+                                "output": {"dir": str(tmp_path)}, "pipeline": {"status_interval": 0}})
+    pipe = Pipeline(cfg, detector=det)
+    reader = pipe.cameras["shop"].reader
+    t, result = _start(pipe)
+    try:
+        enough = _wait(lambda: len(det.counters) >= 30, 20)
+        alive = t.is_alive()
+        health = reader.health()
+    finally:
+        pipe.stop()
+        t.join(20)
+        server.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    err = capfd.readouterr().err
+    print(f"{len(det.counters)} frames tracked, {health.frames_corrupt} corrupt frames skipped, "
+          f"{health.reconnects} reconnects, warnings: {warnings}")
+    assert alive and not t.is_alive() and "exception" not in result, result
+    assert enough, f"too few good frames: {health}"
+    assert None not in det.counters, "a damaged frame reached the detector"
+    assert not [c for c in det.counters if c % 4 == 2], "a frame the camera broke reached the detector"
+    assert health.frames_corrupt >= 8 and health.reconnects == 0, health
+    assert len(warnings) == 1 and "corrupt" in warnings[0], warnings
+    rows = _mot_rows(tmp_path / "shop.txt")
+    assert len(rows) and set(rows[:, 1].astype(int).tolist()) == {int(rows[0, 1])}, "the person's id changed"
+    assert "Corrupt JPEG" not in err  # truncated JPEGs never reach the JPEG decoder (libjpeg would print)
+
+
+@pytest.mark.parametrize("scheme,reply", [
+    ("rtsp", b"\x00\xffSPEAKING GARBAGE\r\n\r\n" * 20),
+    ("http", b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
+             b"--frame\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8garbage, not a picture\r\n" * 20),
+], ids=["rtsp", "http"])
+def test_server_speaking_garbage_is_retried_and_logged_once(scheme, reply, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    listener = socket.create_server(("127.0.0.1", 0))
+    served = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                served.append(1)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(reply)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/cam"
+    reader = open_source("junk", url, open_timeout=1, read_timeout=1, reconnect_max_backoff=0.2)
+    try:
+        tried = _wait(lambda: reader.health().reconnects >= 3, 10)
+        health = reader.health()
+        got = [reader.get(0.0) for _ in range(3)]
+    finally:
+        reader.close()
+        listener.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    err = capfd.readouterr().err
+    print(f"{health.reconnects} reconnects over {len(served)} connections: {health.last_error}; warnings {warnings}")
+    assert tried, health
+    assert health.frames_in == 0 and got == [None] * 3 and health.state == "reconnecting", health
+    # One line for the failing connection (the retries log at DEBUG); the HTTP one also says its JPEG was corrupt.
+    assert sum("reconnecting" in w for w in warnings) == 1 and len(warnings) == (2 if scheme == "http" else 1), \
+        warnings
+    assert "WARN" not in err and "cap.cpp" not in err, f"OpenCV/FFmpeg printed on every retry: {err[-500:]}"
+
+
+def _counter_video(path: Path, frames: int, fps: float = 10.0) -> list[tuple[int, int]]:
+    """An MJPEG AVI whose frame n (1-based) shows counter n - 1; returns (offset, size) of each frame's JPEG."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (320, 240))
+    for c in range(frames):
+        writer.write(cv2.cvtColor(np.frombuffer(draw(c, 320, 240), np.uint8).reshape(240, 320), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    data = path.read_bytes()
+    chunks, pos = [], data.find(b"movi")
+    while (pos := data.find(b"00dc", pos + 4)) >= 0:
+        if data[pos + 8:pos + 10] == b"\xff\xd8":
+            chunks.append((pos + 8, int.from_bytes(data[pos + 4:pos + 8], "little")))
+    assert len(chunks) == frames
+    return chunks
+
+
+def test_corrupt_and_truncated_video_file(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "damaged.avi"
+    chunks = _counter_video(path, 40)
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    for n in (13, 21):  # frames 13 and 21: their JPEG data overwritten with noise
+        off, size = chunks[n - 1]
+        data[off:off + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    off, size = chunks[33]  # cut in the middle of frame 34
+    path.write_bytes(bytes(data[:off + size // 2]))
+    reader = SourceReader("file", str(path)).open()
+    frames = list(reader)
+    health = reader.health()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    index = [f.index for f in frames]
+    counters = [decode_counter(f.image) for f in frames]
+    print(f"delivered frames {index}; {health.frames_corrupt} corrupt; warnings {warnings}")
+    assert None not in counters, "a damaged frame was delivered"
+    assert [c + 1 for c in counters] == index, "frame numbers no longer match the file's (detection files)"
+    assert set(range(1, 34)) - set(index) == {13, 21}, "frames after a corrupt one were lost"
+    assert max(index) <= 34 and health.frames_corrupt == 2 and health.state == "finished", health
+    assert len(warnings) == 2, warnings  # the corrupt frames once, the truncation once
+    assert "corrupt" in warnings[0] and "40" in warnings[1] and "truncated" in warnings[1], warnings
 
