@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             site = dataclasses.replace(site, **{key: yaml.safe_load(value)})
     todo = variants(site)
     names = args.variants or [k for k, v in todo.items() if v is not None]
-    print(f"# .venv/bin/python bench/mc_replay.py --config {Path(args.config).relative_to(ROOT)}"
+    print(f"# .venv/bin/python bench/mc_replay.py --config {os.path.relpath(args.config, ROOT)}"
           f"{''.join(' --set ' + o for o in args.overrides)}   ({time.strftime('%Y-%m-%d')}, ground truth 19 ids)")
     for name in names:
         mc = todo.get(name)

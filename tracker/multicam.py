@@ -37,6 +37,40 @@ def _apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return p[:, :2] / p[:, 2:3]
 
 
+class _GalleryStore:
+    """Every identity's appearance summaries in one matrix, so a new track is compared with all of them
+    in one product. Rows are recycled; ``owner`` is the identity id of a row (-1: free)."""
+
+    def __init__(self):
+        self.rows = np.zeros((0, 0), np.float32)
+        self.owner = np.zeros(0, np.int64)
+        self.free: list[int] = []
+        self.used = 0  # rows [0, used) have been handed out at least once
+
+    def add(self, gid: int, vec: np.ndarray) -> int:
+        if self.rows.shape[1] != vec.shape[0]:
+            if self.used and self.rows.shape[1]:
+                raise ValueError(f"embedding size changed from {self.rows.shape[1]} to {vec.shape[0]}")
+            self.rows = np.zeros((64, vec.shape[0]), np.float32)
+            self.owner = np.full(64, -1, np.int64)
+        if self.free:
+            r = self.free.pop()
+        else:
+            if self.used == len(self.rows):
+                self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
+                self.owner = np.concatenate([self.owner, np.full(len(self.owner), -1, np.int64)])
+            r = self.used
+            self.used += 1
+        self.rows[r] = vec
+        self.owner[r] = gid
+        return r
+
+    def remove(self, rows: list[int]) -> None:
+        for r in rows:
+            self.owner[r] = -1
+            self.free.append(r)
+
+
 @dataclass
 class _Track:
     camera: str
@@ -56,16 +90,24 @@ class _Track:
     apart: float = 0.0  # seconds its identity was at another place in an overlapping camera
     seen_now: bool = False  # matched to a detection this tick
 
+    _mean: np.ndarray | None = None
+    _mean_n: int = -1
+
     def mean(self) -> np.ndarray | None:
+        """Unit-norm mean of its embeddings (cached until the next one)."""
         if self.emb_sum is None or self.n_emb == 0:
             return None
-        return self.emb_sum / max(np.linalg.norm(self.emb_sum), 1e-12)
+        if self._mean_n != self.n_emb:
+            self._mean = self.emb_sum / max(float(np.linalg.norm(self.emb_sum)), 1e-12)
+            self._mean_n = self.n_emb
+        return self._mean
 
 
 @dataclass
 class _Identity:
     gid: int
-    gallery: list = field(default_factory=list)  # unit-norm track means, newest last
+    gallery: list = field(default_factory=list)  # unit-norm track means, newest last (float32)
+    rows: list = field(default_factory=list)  # their rows in the registry's _GalleryStore
     last_time: float = 0.0
     last_camera: str = ""
     last_foot_px: np.ndarray | None = None
@@ -89,6 +131,7 @@ class IdentityRegistry:
         self.tracks: dict[tuple[str, int], _Track] = {}
         self._pending: dict[tuple[str, int], _Track] = {}  # tentative local tracks
         self.identities: dict[int, _Identity] = {}
+        self._store = _GalleryStore()
         self._h = {c.camera: np.asarray(c.matrix, np.float64).reshape(3, 3) for c in self.cfg.homographies}
         self._overlap = {frozenset(p) for p in self.cfg.overlaps}
         self._links = {}
@@ -100,23 +143,49 @@ class IdentityRegistry:
         # Corrections not yet written: {"type": "identity_merged"|"identity_split", "time": t, ...}.
         self.events: list[dict] = []
         self._last_now: float | None = None
+        self._last_forget = -np.inf
 
     # ------------------------------------------------------------------ helpers
     def overlaps(self, a: str, b: str) -> bool:
         return a != b and frozenset((a, b)) in self._overlap
 
-    def _observe(self, tr: _Track, tlbr: np.ndarray, emb: np.ndarray | None, now: float) -> None:
-        tr.last_time = now
-        foot = np.array([(tlbr[0] + tlbr[2]) / 2, tlbr[3]])
-        head = np.array([(tlbr[0] + tlbr[2]) / 2, tlbr[1]])
-        tr.foot_px, tr.height_px = foot, float(tlbr[3] - tlbr[1])
-        h = self._h.get(tr.camera)
+    def _observe(self, cam: str, rows: list[tuple[_Track, int]], out: TrackOutput, emb: np.ndarray | None,
+                 now: float) -> None:
+        """Update the matched tracks ``rows`` ((track, row index)) of one camera, vectorised over rows."""
+        idx = np.fromiter((i for _, i in rows), np.int64, len(rows))
+        tlbr = np.asarray(out.tlbr, np.float64)[idx]
+        cx = (tlbr[:, 0] + tlbr[:, 2]) / 2
+        feet = np.column_stack([cx, tlbr[:, 3]])
+        heights = tlbr[:, 3] - tlbr[:, 1]
+        h = self._h.get(cam)
         if h is not None:
-            f, t = _apply_h(h, np.stack([foot, head]))
-            tr.position, tr.height = f, float(np.linalg.norm(f - t))
-        if emb is not None:
-            tr.emb_sum = emb.astype(np.float64) if tr.emb_sum is None else tr.emb_sum + emb
-            tr.n_emb += 1
+            plane = _apply_h(h, np.concatenate([feet, np.column_stack([cx, tlbr[:, 1]])]))
+            pos, top = plane[:len(idx)], plane[len(idx):]
+            plane_h = np.linalg.norm(pos - top, axis=1)
+        det = np.asarray(out.det_index)[idx]
+        for k, (tr, _) in enumerate(rows):
+            tr.last_time, tr.seen_now = now, True
+            tr.foot_px, tr.height_px = feet[k], float(heights[k])
+            if h is not None:
+                tr.position, tr.height = pos[k], float(plane_h[k])
+            d = int(det[k])
+            if emb is not None and d < len(emb):
+                e = emb[d]
+                tr.emb_sum = e.astype(np.float64) if tr.emb_sum is None else tr.emb_sum + e
+                tr.n_emb += 1
+
+    def _set_gallery(self, ident: _Identity, vectors: list) -> None:
+        """Replace an identity's summaries (keeping the newest ``gallery_size``)."""
+        self._store.remove(ident.rows)
+        ident.gallery = [np.asarray(v, np.float32) for v in vectors][-self.cfg.gallery_size:]
+        ident.rows = [self._store.add(ident.gid, v) for v in ident.gallery]
+
+    def _delete(self, gid: int) -> _Identity | None:
+        ident = self.identities.pop(gid, None)
+        if ident is not None:
+            self._store.remove(ident.rows)
+            ident.rows = []
+        return ident
 
     def _new_identity(self) -> _Identity:
         ident = _Identity(self._next_id)
@@ -154,6 +223,7 @@ class IdentityRegistry:
             tr.seen_now = False
         for cam, out in outputs.items():
             emb = embeddings.get(cam)
+            matched: list[tuple[_Track, int]] = []
             for i in range(len(out)):
                 key = (cam, int(out.track_ids[i]))
                 seen.add(key)
@@ -165,10 +235,10 @@ class IdentityRegistry:
                     self._pending.pop(key, None)
                     self.tracks[key] = tr
                     new.append(tr)
-                d = int(out.det_index[i])
-                if d >= 0:
-                    tr.seen_now = True
-                    self._observe(tr, out.tlbr[i], emb[d] if emb is not None and len(emb) > d else None, now)
+                if out.det_index[i] >= 0:
+                    matched.append((tr, i))
+            if matched:
+                self._observe(cam, matched, out, emb, now)
         # Tracks of the cameras updated this tick that are gone: ended (or, tentative, dropped).
         for key in [k for k in self.tracks if k[0] in outputs and k not in seen]:
             self._end(self.tracks.pop(key))
@@ -200,20 +270,22 @@ class IdentityRegistry:
             del ident.active[tr.camera]
         m = tr.mean()
         if m is not None and tr.n_emb >= self.cfg.min_embeddings:
-            ident.gallery.append(m.astype(np.float32))  # 2 KiB per 512-d summary
-            del ident.gallery[:-self.cfg.gallery_size]
+            self._set_gallery(ident, [*ident.gallery, m])  # 2 KiB per 512-d summary
 
     def _forget(self, now: float) -> None:
         cfg = self.cfg
+        if now - self._last_forget < 1.0 and len(self.identities) <= cfg.max_identities:
+            return  # once a second is enough: ages are checked again when identities are matched
+        self._last_forget = now
         stale = [g for g, i in self.identities.items() if not i.active and now - i.last_time > cfg.memory_seconds]
         for g in stale:
-            del self.identities[g]
+            self._delete(g)
         if len(self.identities) > cfg.max_identities:
             idle = sorted((i.last_time, g) for g, i in self.identities.items() if not i.active)
             for _, g in idle[:len(self.identities) - cfg.max_identities]:
-                del self.identities[g]
+                self._delete(g)
 
-    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float) -> float:
+    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float, app: float | None = None) -> float:
         """Cost of giving ``ident`` to the new track ``tr``; GATED when not allowed."""
         cfg = self.cfg
         if tr.camera in ident.active and ident.active[tr.camera] != tr.local_id:
@@ -252,7 +324,7 @@ class IdentityRegistry:
         # The longer an identity has been away, the more people could have come since: the appearance
         # bar rises with every doubling of the gap beyond ``gap_scale`` seconds.
         penalty = cfg.gap_penalty * np.log2(1.0 + gap / cfg.gap_scale) if not present else 0.0
-        cost = self._app(tr, ident) + penalty - geometry_bonus
+        cost = (self._app(tr, ident) if app is None else app) + penalty - geometry_bonus
         if cost > cfg.max_appearance_distance:
             return GATED
         return cost
@@ -284,11 +356,51 @@ class IdentityRegistry:
             return self.cfg.max_appearance_distance  # no evidence either way
         return float(1.0 - np.max(np.asarray(gallery) @ m))
 
+    def _app_matrix(self, new: list[_Track], gids: list[int]) -> np.ndarray:
+        """(len(new), len(gids)) cosine distances, as ``_app`` for every pair, in a few products."""
+        no_evidence = self.cfg.max_appearance_distance
+        means = [t.mean() for t in new]
+        have = [i for i, m in enumerate(means) if m is not None]
+        app = np.full((len(new), len(gids)), no_evidence)
+        if not have:
+            return app
+        m = np.asarray([means[i] for i in have], np.float32)  # (n, D)
+        order = np.argsort(np.asarray(gids, np.int64))
+        sorted_gids = np.asarray(gids, np.int64)[order]
+        best = np.full((len(gids), len(have)), -np.inf, np.float32)
+        st = self._store
+        if st.used and st.rows.shape[1] == m.shape[1]:
+            owner = st.owner[:st.used]
+            live = np.flatnonzero(owner >= 0)
+            if len(live):
+                pos = np.searchsorted(sorted_gids, owner[live])
+                ok = (pos < len(sorted_gids)) & (sorted_gids[np.minimum(pos, len(sorted_gids) - 1)] == owner[live])
+                cols = order[pos[ok]]
+                np.maximum.at(best, cols, st.rows[live[ok]] @ m.T)
+        col_of = {g: j for j, g in enumerate(gids)}
+        act, act_cols = [], []
+        for t in self.tracks.values():
+            if t.identity in col_of and t.n_emb and self.identities[t.identity].active.get(t.camera) == t.local_id:
+                act.append(t.mean())
+                act_cols.append(col_of[t.identity])
+        if act:
+            np.maximum.at(best, np.asarray(act_cols), np.asarray(act, np.float32) @ m.T)
+        app[have] = np.where(np.isfinite(best.T), 1.0 - best.T, no_evidence)
+        return app
+
     def _resolve(self, new: list[_Track], now: float) -> None:
         gids = list(self.identities)
         if gids:
-            cost = np.array([[self._candidate_cost(tr, self.identities[g], now) for g in gids] for tr in new])
-            matches, unmatched, _ = linear_assignment(cost, self.cfg.match_threshold)
+            cfg = self.cfg
+            app = self._app_matrix(new, gids)
+            # Appearance bounds the cost from below (penalties >= 0, bonus <= geometry_weight): only the
+            # candidates that could pass get the full check.
+            cost = np.full(app.shape, GATED)
+            for i, j in zip(*np.nonzero(app - cfg.geometry_weight <= cfg.max_appearance_distance), strict=True):
+                cost[i, j] = self._candidate_cost(new[i], self.identities[gids[j]], now, float(app[i, j]))
+            keep = np.flatnonzero((cost < GATED).any(axis=0))  # only identities some new track may take
+            matches, unmatched, _ = linear_assignment(cost[:, keep], self.cfg.match_threshold)
+            matches = np.column_stack([matches[:, 0], keep[matches[:, 1]]]) if len(matches) else matches
         else:
             matches, unmatched = np.zeros((0, 2), np.int64), np.arange(len(new))
         for r, c in matches:
@@ -324,32 +436,8 @@ class IdentityRegistry:
         Each change is one event in ``events``; ids already written stay as they were.
         """
         cfg = self.cfg
-        present = [t for t in self.tracks.values() if t.seen_now]
         if self._overlap and self._h:
-            for i, a in enumerate(present):
-                if a.position is None:
-                    continue
-                for b in present[i + 1:]:
-                    if b.position is None or not self.overlaps(a.camera, b.camera):
-                        continue
-                    scale = max(min(a.height, b.height), 1e-6)
-                    near = np.linalg.norm(a.position - b.position) / scale <= cfg.overlap_distance
-                    kb = (b.camera, b.local_id)
-                    if a.identity == b.identity:
-                        if near:
-                            a.apart = b.apart = 0.0
-                        else:
-                            newer = b if b.first_time >= a.first_time else a
-                            newer.apart += dt
-                            if newer.apart >= cfg.correction_seconds:
-                                self._split(newer, now, "two places at once in overlapping views")
-                        continue
-                    if not near:
-                        a.together.pop(kb, None)
-                        continue
-                    a.together[kb] = a.together.get(kb, 0.0) + dt
-                    if a.together[kb] >= cfg.correction_seconds:
-                        self._merge(a.identity, b.identity, now, "same place in overlapping views")
+            self._correct_overlaps(now, dt)
         for tr in list(self.tracks.values()):
             if tr.reviewed or tr.n_emb < cfg.review_embeddings:
                 continue
@@ -366,14 +454,58 @@ class IdentityRegistry:
             if ident.gallery or len(ident.active) > 1:
                 continue  # not a newcomer any more
             best, best_cost = None, cfg.match_threshold - cfg.review_margin
-            for other in self.identities.values():
-                if other is ident or any(c in ident.active for c in other.active):
+            gids = [g for g in self.identities if g != ident.gid]
+            app = self._app_matrix([tr], gids)[0] if gids else np.zeros(0)
+            for j in np.flatnonzero(app - cfg.geometry_weight < best_cost):
+                other = self.identities[gids[j]]
+                if any(c in ident.active for c in other.active):
                     continue
-                c = self._candidate_cost(tr, other, now)
+                c = self._candidate_cost(tr, other, now, float(app[j]))
                 if c < best_cost:
                     best, best_cost = other, c
             if best is not None:
                 self._merge(best.gid, ident.gid, now, "appearance after more evidence")
+
+    def _correct_overlaps(self, now: float, dt: float) -> None:
+        cfg = self.cfg
+        by_cam: dict[str, list[_Track]] = {}
+        for t in self.tracks.values():
+            if t.seen_now and t.position is not None:
+                by_cam.setdefault(t.camera, []).append(t)
+        for pair in self._overlap:
+            ca, cb = tuple(pair)
+            ta, tb = by_cam.get(ca), by_cam.get(cb)
+            if not ta or not tb:
+                continue
+            pa = np.array([t.position for t in ta])
+            pb = np.array([t.position for t in tb])
+            ha = np.array([t.height for t in ta])
+            hb = np.array([t.height for t in tb])
+            dist = np.linalg.norm(pa[:, None] - pb[None], axis=2) / np.maximum(np.minimum(ha[:, None], hb[None]), 1e-6)
+            near = dist <= cfg.overlap_distance
+            same = np.array([t.identity for t in ta])[:, None] == np.array([t.identity for t in tb])[None]
+            for i, j in zip(*np.nonzero(same), strict=True):
+                a, b = ta[i], tb[j]
+                if near[i, j]:
+                    a.apart = b.apart = 0.0
+                    continue
+                newer = b if b.first_time >= a.first_time else a
+                newer.apart += dt
+                if newer.apart >= cfg.correction_seconds:
+                    self._split(newer, now, "two places at once in overlapping views")
+            close = near & ~same
+            for i, a in enumerate(ta):  # forget pairs no longer together
+                if a.together:
+                    keep = {(tb[j].camera, tb[j].local_id) for j in np.flatnonzero(close[i])}
+                    a.together = {k: v for k, v in a.together.items() if k in keep or k[0] != cb}
+            for i, j in zip(*np.nonzero(close), strict=True):
+                a, b = ta[i], tb[j]
+                if a.identity == b.identity:
+                    continue  # merged earlier this tick
+                kb = (b.camera, b.local_id)
+                a.together[kb] = a.together.get(kb, 0.0) + dt
+                if a.together[kb] >= cfg.correction_seconds:
+                    self._merge(a.identity, b.identity, now, "same place in overlapping views")
 
     def _active_tracks(self, ident: _Identity) -> list[_Track]:
         return [t for t in (self.tracks.get((c, lid)) for c, lid in ident.active.items()) if t is not None]
@@ -393,12 +525,12 @@ class IdentityRegistry:
         for tr in self._active_tracks(drop):
             tr.identity = keep.gid
         keep.active.update(drop.active)
-        keep.gallery = (keep.gallery + drop.gallery)[-self.cfg.gallery_size:]
+        self._set_gallery(keep, keep.gallery + drop.gallery)
         if drop.last_time > keep.last_time:
             keep.last_time, keep.last_camera = drop.last_time, drop.last_camera
             keep.last_foot_px, keep.last_height_px = drop.last_foot_px, drop.last_height_px
             keep.last_position, keep.last_height = drop.last_position, drop.last_height
-        del self.identities[drop.gid]
+        self._delete(drop.gid)
         self.events.append({"type": "identity_merged", "time": round(float(now), 6), "identity": keep.gid,
                             "merged": drop.gid, "cameras": sorted(keep.active), "reason": reason})
 
@@ -461,7 +593,7 @@ class IdentityRegistry:
             ident = _Identity(gid)
             gallery = np.asarray(rec["gallery"], np.float32)
             if gallery.size:
-                ident.gallery = list(gallery.reshape(len(gallery), -1))[-self.cfg.gallery_size:]
+                self._set_gallery(ident, list(gallery.reshape(len(gallery), -1)))
             ident.last_time = now - age
             ident.last_camera = str(rec.get("last_camera", ""))
             self.identities[gid] = ident
@@ -474,7 +606,7 @@ class IdentityRegistry:
 
         Returns False when no such identity is held.
         """
-        ident = self.identities.pop(int(gid), None)
+        ident = self._delete(int(gid))
         if ident is None:
             return False
         for cam, lid in list(ident.active.items()):
@@ -482,7 +614,7 @@ class IdentityRegistry:
             if tr is not None:
                 fresh = self._new_identity()
                 tr.identity = fresh.gid
-                tr.emb_sum, tr.n_emb = None, 0
+                tr.emb_sum, tr.n_emb, tr._mean_n = None, 0, -1
                 fresh.active[cam] = lid
                 fresh.last_time, fresh.last_camera = tr.last_time, cam
         return True
