@@ -1,9 +1,11 @@
-"""Live view: HTML page, MJPEG stream, Prometheus metrics, token auth (a server on 127.0.0.1, port 0)."""
+"""Live view: HTML page, MJPEG stream, Prometheus metrics, token and basic auth (a server on 127.0.0.1, port 0)."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
+import logging
 import re
 import threading
 import time
@@ -196,3 +198,108 @@ def test_port_in_use_is_a_user_error():
         assert not b_started
     finally:
         a.close()
+
+
+def _basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _challenges(url: str) -> list[str]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        resp.read()
+        return [resp.status, *resp.msg.get_all("WWW-Authenticate", [])]
+    finally:
+        conn.close()
+
+
+PASSWORD = "pa:ss wörd-7"  # a colon and a non-ASCII letter: split at the first colon, UTF-8
+
+
+def test_basic_auth(caplog):
+    caplog.set_level(logging.DEBUG)
+    view = LiveView(["c1"], "127.0.0.1", 0, user="viewer", password=PASSWORD)
+    view.start()
+    try:
+        url = view.url
+        assert _challenges(url) == [401, 'Basic realm="mctrack", charset="UTF-8"']  # browsers prompt
+        for headers in ({}, _basic("viewer", "wrong"), _basic("someone", PASSWORD), _basic("viewer", PASSWORD[:-1]),
+                        {"Authorization": "Basic not-base64!"}, {"Authorization": "Basic " + base64.b64encode(
+                            b"no colon").decode()}, {"Authorization": "Bearer " + PASSWORD}):
+            assert get(url, headers)[0] == 401, headers
+            assert get(url + "metrics", headers)[0] == 401, headers
+        assert get(url + "stream/c1")[0] == 401
+        assert get(url + "?token=" + urllib.parse.quote(PASSWORD))[0] == 401  # no token configured
+        code, _, body = get(url, _basic("viewer", PASSWORD))
+        assert code == 200 and b"stream/c1" in body and b"token=" not in body
+        assert get(url + "metrics", _basic("viewer", PASSWORD))[0] == 200
+        assert get(url + "stats.json", _basic("viewer", PASSWORD))[0] == 200
+        assert get(url + "healthz")[0] == 200
+    finally:
+        view.close()
+    encoded = base64.b64encode(f"viewer:{PASSWORD}".encode()).decode()
+    assert caplog.records and PASSWORD not in caplog.text and encoded not in caplog.text
+    assert "authentication: basic" in caplog.text
+
+
+def test_token_and_basic_auth_either_is_accepted():
+    view = LiveView(["c1"], "127.0.0.1", 0, token="t0ken", user="viewer", password=PASSWORD)
+    view.start()
+    try:
+        url = view.url
+        assert _challenges(url) == [401, 'Basic realm="mctrack", charset="UTF-8"', 'Bearer realm="mctrack"']
+        assert get(url + "metrics", {"Authorization": "Bearer t0ken"})[0] == 200
+        assert get(url + "metrics?token=t0ken")[0] == 200
+        assert get(url + "metrics", _basic("viewer", PASSWORD))[0] == 200
+        assert get(url + "metrics?token=t0ken", _basic("viewer", "wrong"))[0] == 200  # the token is enough
+        assert get(url + "metrics?token=wrong", _basic("viewer", PASSWORD))[0] == 200  # so is the password
+        assert get(url + "metrics?token=wrong", _basic("viewer", "wrong"))[0] == 401
+        assert get(url + "metrics", {"Authorization": "Bearer " + PASSWORD})[0] == 401
+    finally:
+        view.close()
+
+
+def test_basic_auth_through_sinks_and_config(tmp_path, monkeypatch):
+    from tracker.config import RunConfig, check_run_config, from_dict, load_yaml
+    from tracker.errors import UserError
+
+    monkeypatch.setenv("MCTRACK_TEST_HTTP_PASSWORD", PASSWORD)
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("cameras: [{id: c1, source: x.mp4}]\n"
+                        "output: {http_user: viewer, http_password: '${MCTRACK_TEST_HTTP_PASSWORD}'}\n")
+    out = load_yaml(cfg_file, RunConfig).output
+    assert (out.http_user, out.http_password) == ("viewer", PASSWORD)  # from the environment, not the file
+    s = Sinks(tmp_path, ["c1"], mot=False, events=False, http=True, http_port=0, http_user=out.http_user,
+              http_password=out.http_password)
+    s.start()
+    try:
+        assert get(s.url + "metrics")[0] == 401
+        assert get(s.url + "metrics", _basic("viewer", PASSWORD))[0] == 200
+    finally:
+        s.close()
+    with pytest.raises(UserError, match="http_user and output.http_password go together"):
+        Sinks(tmp_path, ["c1"], http=True, http_user="viewer")
+    with pytest.raises(UserError, match="go together"):
+        check_run_config(from_dict(RunConfig, {"cameras": [{"id": "c1", "source": "x.mp4"}],
+                                               "output": {"http_password": "x"}}))
+
+
+def test_listening_beyond_localhost_without_auth_warns(monkeypatch, caplog):
+    import tracker.liveview as lv
+
+    assert lv.is_loopback("127.0.0.1") and lv.is_loopback("127.3.0.1") and lv.is_loopback("::1")
+    assert lv.is_loopback("localhost") and lv.is_loopback("[::1]")
+    assert not any(lv.is_loopback(h) for h in ("0.0.0.0", "::", "", "10.0.0.5", "camera-host.lan"))
+    monkeypatch.setattr(lv, "is_loopback", lambda host: False)  # as if bound to 0.0.0.0, without exposing the test
+    caplog.set_level(logging.INFO)
+    for kwargs, warned in (({}, True), ({"token": "t"}, False), ({"user": "u", "password": "p"}, False)):
+        caplog.clear()
+        view = LiveView(["c1"], "127.0.0.1", 0, **kwargs)
+        view.start()
+        view.close()
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == int(warned), (kwargs, warnings)
+        assert not warned or "without authentication" in warnings[0]

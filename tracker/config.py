@@ -282,9 +282,16 @@ class OutputConfig:
     video: bool = _f(False, "write an annotated video per camera (costs CPU: JPEG/MP4 encoding).")
     http: bool = _f(False, "serve the live view (MJPEG per camera) and /metrics (Prometheus).")
     http_host: str = _f("127.0.0.1", "address the live view listens on; keep localhost unless it must be "
-                        "reached from other machines (then set http_token).")
+                        "reached from other machines (then set http_token or http_user and http_password; "
+                        "without them a warning is logged).")
     http_port: int = _f(8080, "port of the live view; 0 picks a free one.", 0, 65535)
-    http_token: str | None = _f(None, "if set, the live view and /metrics require this bearer token.")
+    http_token: str | None = _f(None, "if set, the live view and /metrics accept this bearer token "
+                                "(Authorization: Bearer, or ?token=). Give it as ${VAR} from the environment.")
+    http_user: str | None = _f(None, "with http_password: HTTP basic authentication for the live view and /metrics "
+                               "(the browser asks). With http_token too, either is accepted.")
+    http_password: str | None = _f(None, "basic authentication password; give it as ${VAR} so it comes from the "
+                                   "environment, not the file. Never logged; sent unencrypted (base64), so use "
+                                   "a TLS proxy beyond a trusted network.")
     queue_size: int = _f(64, "ticks buffered for the writer thread; when full, video/live frames are dropped "
                          "(counted) and text outputs are kept.", 1, 100000)
 
@@ -425,6 +432,8 @@ def check_run_config(cfg: RunConfig) -> None:
     for h in mc.homographies:
         if h.camera not in seen or len(h.matrix) != 9:
             raise UserError(f"config: multicam.homographies for '{h.camera}' needs a configured camera and 9 numbers")
+    if bool(cfg.output.http_user) != bool(cfg.output.http_password):
+        raise UserError("config: output.http_user and output.http_password go together: set both or neither")
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -7,11 +7,18 @@ Routes (all ``GET``):
 - ``/stream/<camera id>``: ``multipart/x-mixed-replace`` MJPEG of the annotated frames.
 - ``/stats.json``: the per-camera stats as JSON (non-finite numbers as ``null``).
 - ``/metrics``: Prometheus text exposition format (version 0.0.4).
-- ``/healthz``: ``ok``; never needs the token, so load balancers and probes can use it.
+- ``/healthz``: ``ok``; never needs credentials, so load balancers and probes can use it.
 
-When a token is set, every other route needs ``Authorization: Bearer <token>`` or
-``?token=<token>`` and answers 401 otherwise; the HTML page passes the token it was opened
-with on to the stream and stats URLs it embeds.
+Authentication (optional; every route but ``/healthz``): a token (``Authorization: Bearer
+<token>`` or ``?token=<token>``; the HTML page passes the token it was opened with on to the
+stream and stats URLs it embeds) and/or a user and password (HTTP basic authentication: the
+browser asks for them and sends them again with the streams it embeds). When both are set,
+either one is accepted. Without valid credentials the answer is 401 with a ``WWW-Authenticate``
+challenge (``Basic realm="mctrack"`` when basic authentication is on, so browsers prompt).
+Credentials are compared in constant time and never logged. Basic authentication sends the
+password base64-encoded, not encrypted: beyond a trusted network, put the live view behind a
+TLS-terminating proxy. Listening on anything but a loopback address without credentials is
+logged as a warning at start.
 
 Threads: the server runs in its own daemon thread and each request in a daemon thread
 (``ThreadingHTTPServer``). ``publish_frame`` is called by the sinks' frame thread; JPEG
@@ -22,8 +29,10 @@ thread may hold, so ``close`` is safe from a signal-handling path.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import html
+import ipaddress
 import json
 import logging
 import math
@@ -44,6 +53,7 @@ log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 80
 _BOUNDARY = "mctrackframe"
+REALM = "mctrack"
 _STREAM_WAIT_S = 0.5  # how often a waiting stream handler checks whether the server is closing
 
 # Stats fields shown in the table / exported as metrics, in display order.
@@ -70,6 +80,20 @@ def format_metric_value(value) -> str:
     return repr(v)
 
 
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost, or "" (every interface)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
+
+
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -84,17 +108,26 @@ class LiveView:
     Args:
         camera_ids: cameras shown, in this order.
         host: address to bind; ``127.0.0.1`` (default) keeps it local. ``0.0.0.0`` or ``::`` expose it
-            to the network: set a token then.
+            to the network: set a token or a user and password then.
         port: TCP port; 0 picks a free one (see ``url``).
-        token: when set, required as a bearer token or ``?token=`` on every route but ``/healthz``.
+        token: when set, accepted as a bearer token or ``?token=`` on every route but ``/healthz``.
+        user, password: when set (both or neither), accepted as HTTP basic authentication on every
+            route but ``/healthz``. With a token too, either credential is accepted.
+
+    Raises:
+        UserError: only one of ``user`` and ``password`` is given.
     """
 
     def __init__(self, camera_ids: Iterable[str], host: str = "127.0.0.1", port: int = 8080,
-                 token: str | None = None):
+                 token: str | None = None, user: str | None = None, password: str | None = None):
+        if bool(user) != bool(password):
+            raise UserError("live view: basic authentication needs both a user and a password "
+                            "(output.http_user and output.http_password)")
         self.camera_ids = list(camera_ids)
         self.host = host
         self.port = port
         self.token = token or None
+        self._basic = (user, password) if user else None
         self._known = set(self.camera_ids)
         self._cond = threading.Condition()
         # camera -> (sequence number, annotated BGR image); replaced whole, never mutated.
@@ -134,7 +167,46 @@ class LiveView:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="mctrack-liveview", daemon=True)
         self._thread.start()
-        log.info("live view at %s", self.url)
+        log.info("live view at %s%s", self.url, self._auth_summary())
+        if not self.auth_required and not is_loopback(self.host):
+            log.warning("the live view listens on %s without authentication: anyone who can reach this port sees "
+                        "every camera; set output.http_token or output.http_user/http_password", self.host)
+
+    @property
+    def auth_required(self) -> bool:
+        return self.token is not None or self._basic is not None
+
+    def _auth_summary(self) -> str:
+        kinds = [k for k, on in (("token", self.token is not None), ("basic", self._basic is not None)) if on]
+        return f" (authentication: {' or '.join(kinds)})" if kinds else ""
+
+    def authorized(self, headers, query: Mapping[str, list[str]]) -> bool:
+        """True when the request carries a valid token or valid basic credentials (or none are required)."""
+        if not self.auth_required:
+            return True
+        auth = headers.get("Authorization", "") or ""
+        scheme, _, value = auth.strip().partition(" ")
+        scheme, value = scheme.lower(), value.strip()
+        ok = False
+        if self.token is not None:
+            given = value if scheme == "bearer" else (query.get("token") or [None])[0]
+            ok |= given is not None and _same(given, self.token)
+        if self._basic is not None and scheme == "basic":
+            try:
+                user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+            except ValueError:  # not base64, not UTF-8 (binascii.Error and UnicodeDecodeError are ValueErrors)
+                sep = ""
+            if sep:
+                # Both compared every time, so the time taken says nothing about which one was wrong.
+                ok |= _same(user, self._basic[0]) & _same(password, self._basic[1])
+        return ok
+
+    def challenge(self) -> list[tuple[str, str]]:
+        """The ``WWW-Authenticate`` headers of a 401 answer."""
+        out = [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')] if self._basic else []
+        if self.token is not None:
+            out.append(("WWW-Authenticate", f'Bearer realm="{REALM}"'))
+        return out
 
     @property
     def url(self) -> str | None:
@@ -338,22 +410,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+    def _send(self, code: int, body: bytes, ctype: str, extra: list[tuple[str, str]] | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
-        for k, v in (extra or {}).items():
+        for k, v in extra or ():
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
-
-    def _token(self, query: dict[str, list[str]]) -> str | None:
-        auth = self.headers.get("Authorization", "")
-        if auth[:7].lower() == "bearer ":
-            return auth[7:].strip()
-        vals = query.get("token")
-        return vals[0] if vals else None
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         live = self.live
@@ -363,10 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/healthz":
             self._send(200, b"ok\n", "text/plain; charset=utf-8")
             return
-        given = self._token(query)
-        if live.token is not None and not (given is not None and
-                                           hmac.compare_digest(given.encode(), live.token.encode())):
-            self._send(401, b"unauthorized\n", "text/plain; charset=utf-8", {"WWW-Authenticate": "Bearer"})
+        if not live.authorized(self.headers, query):
+            self._send(401, b"unauthorized\n", "text/plain; charset=utf-8", live.challenge())
             return
         try:
             if path in ("/", "/index.html"):

@@ -360,7 +360,9 @@ class Sinks:
         video: write annotated ``<camera>.mp4``.
         video_fps: camera -> frame rate of its video (default 10).
         http: serve the live view (``tracker.liveview``) on ``http_host:http_port`` (0: any free port).
-        http_token: bearer token required by the live view (recommended when not bound to localhost).
+        http_token: bearer token accepted by the live view (recommended when not bound to localhost).
+        http_user, http_password: HTTP basic authentication for the live view (both or neither); with a
+            token too, either is accepted. Never logged.
         queue_size: ticks of frames the frame thread may fall behind before the oldest are dropped.
             Larger: fewer dropped video frames under bursts, more memory (one image per camera per tick).
         show_ids: identity shown in files and labels: ``global_or_local`` (global id when resolved,
@@ -376,11 +378,14 @@ class Sinks:
     def __init__(self, out_dir: Path, camera_ids: list[str], *, mot: bool = True, events: bool = True,
                  video: bool = False, video_fps: dict[str, float] | None = None,
                  http: bool = False, http_host: str = "127.0.0.1", http_port: int = 8080,
-                 http_token: str | None = None, queue_size: int = 64, show_ids: str = "global_or_local"):
+                 http_token: str | None = None, queue_size: int = 64, show_ids: str = "global_or_local",
+                 http_user: str | None = None, http_password: str | None = None):
         if show_ids not in SHOW_IDS:
             raise UserError(f"show_ids must be one of {', '.join(SHOW_IDS)}, got {show_ids!r}")
         if queue_size < 1:
             raise UserError(f"queue_size must be at least 1, got {queue_size}")
+        if bool(http_user) != bool(http_password):
+            raise UserError("output.http_user and output.http_password go together: set both or neither")
         if len(set(camera_ids)) != len(camera_ids):
             raise UserError(f"camera ids must be unique, got {camera_ids}")
         self.out_dir = Path(out_dir)
@@ -388,6 +393,7 @@ class Sinks:
         self.mot, self.events, self.video, self.http = mot, events, video, http
         self.video_fps = dict(video_fps or {})
         self.http_host, self.http_port, self.http_token = http_host, http_port, http_token
+        self._http_basic = (http_user, http_password)
         self.queue_size = queue_size
         self.show_ids = show_ids
         self.error: UserError | None = None
@@ -444,7 +450,7 @@ class Sinks:
             self._close_text_files(sync=False)
             raise UserError(f"output folder {self.out_dir} cannot be written: {exc.strerror or exc}") from None
         if self.http:
-            self._live = LiveView(self.camera_ids, self.http_host, self.http_port, self.http_token)
+            self._live = LiveView(self.camera_ids, self.http_host, self.http_port, self.http_token, *self._http_basic)
             try:
                 self._live.start()
             except UserError:
