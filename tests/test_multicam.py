@@ -123,3 +123,94 @@ def test_broken_local_track_is_relinked_and_never_shown_twice():
     assert g_new[2] in ids
     r = step(reg, 3.2, {"a": [(1, [300, 100, 340, 200], 7), (2, [112, 100, 152, 200], 7)]})
     assert r["a"][1] != r["a"][2]
+
+
+def overlap_site(**kw) -> MulticamConfig:
+    """a and b overlap; b's pixel x maps to the plane's x + 500."""
+    return MulticamConfig(enabled=True, overlaps=(("a", "b"),), homographies=(
+        HomographyConfig("a", (1, 0, 0, 0, 1, 0, 0, 0, 1)), HomographyConfig("b", (1, 0, 500, 0, 1, 0, 0, 0, 1))),
+        **kw)
+
+
+def test_reentry_after_minutes_restores_identity_within_memory_only():
+    reg = IdentityRegistry(MulticamConfig(enabled=True))  # default memory: 300 s
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    g2 = walk(reg, "a", 2, person=7, t0=240, t1=243)  # four minutes later
+    assert g1 == g2
+    reg = IdentityRegistry(MulticamConfig(enabled=True, memory_seconds=60.0))
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    g2 = walk(reg, "a", 2, person=7, t0=240, t1=243)
+    assert g1 != g2
+
+
+def test_people_entering_overlapping_views_together_are_merged_with_an_event():
+    reg = IdentityRegistry(overlap_site())
+    first = None
+    for k in range(10):  # 2 s, both views see the same spot (plane x=620) from the same tick on
+        r = step(reg, k / 5, {"a": [(1, [600, 100, 640, 200], 7)], "b": [(1, [100, 100, 140, 200], 7)]})
+        first = first or (r["a"][1], r["b"][1])
+    assert first[0] != first[1]  # both new in one tick: nothing to link to yet
+    assert r["a"][1] == r["b"][1] == min(first)  # merged into the older identity
+    merged = [e for e in reg.drain_events() if e["type"] == "identity_merged"]
+    assert len(merged) == 1 and merged[0]["identity"] == min(first) and merged[0]["merged"] == max(first)
+    assert reg.drain_events() == []
+
+
+def test_identity_at_two_places_in_overlapping_views_is_split_with_an_event():
+    reg = IdentityRegistry(overlap_site())
+    for k in range(5):
+        step(reg, k / 5, {"a": [(1, [600, 100, 640, 200], 7)]})
+    r = step(reg, 1.0, {"a": [(1, [600, 100, 640, 200], 7)], "b": [(1, [100, 100, 140, 200], 7)]})
+    assert r["a"][1] == r["b"][1]  # handed over: same place, same looks
+    for k in range(1, 11):  # then b's track walks away from where a sees the person (3 heights and more)
+        r = step(reg, 1.0 + k / 5, {"a": [(1, [600, 100, 640, 200], 7)], "b": [(1, [400 + 20 * k, 100, 440 + 20 * k,
+                                                                                   200], 7)]})
+    assert r["a"][1] != r["b"][1]
+    split = [e for e in reg.drain_events() if e["type"] == "identity_split"]
+    assert len(split) == 1 and split[0]["camera"] == "b" and split[0]["new_identity"] == r["b"][1]
+
+
+def test_linked_track_that_turns_out_to_look_different_is_split():
+    reg = IdentityRegistry(linked_site())
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    ids = []
+    for k in range(15):  # b: three frames that look like person 7 (linked), then clearly person 8
+        ids.append(step(reg, 5 + k / 5, {"b": [(1, BOX, 7 if k < 3 else 8)]})["b"][1])
+    assert ids[0] in g1 and ids[-1] not in g1
+    assert [e["type"] for e in reg.drain_events()] == ["identity_split"]
+
+
+def test_newcomer_that_clearly_matches_once_seen_longer_is_merged():
+    reg = IdentityRegistry(linked_site())
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    ids = []
+    for k in range(15):  # b: three unusable crops first (a new identity), then person 7
+        ids.append(step(reg, 5 + k / 5, {"b": [(1, BOX, 1000 + k if k < 3 else 7)]})["b"][1])
+    assert ids[0] not in g1 and ids[-1] in g1
+    ev = reg.drain_events()
+    assert [e["type"] for e in ev] == ["identity_merged"] and ev[0]["merged"] == ids[0]
+
+
+def test_restart_from_exported_state_keeps_identities():
+    cfg = MulticamConfig(enabled=True)
+    reg = IdentityRegistry(cfg)
+    g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    walk(reg, "a", 2, person=8, t0=4, t1=6)
+    state = reg.export_state(now=10.0)
+    again = IdentityRegistry(cfg)
+    assert again.import_state(state, now=0.0) == 2
+    assert walk(again, "a", 1, person=7, t0=20, t1=22) == g1  # the clock restarted at 0; ages carried over
+    newcomer = walk(again, "a", 2, person=9, t0=30, t1=32)
+    assert min(newcomer) >= state["next_id"]
+    old = [{**rec, "age": cfg.memory_seconds + 1} for rec in state["identities"]]
+    assert IdentityRegistry(cfg).import_state({**state, "identities": old}) == 0  # expired while down
+
+
+def test_purge_forgets_one_identity_and_its_summaries():
+    reg = IdentityRegistry(MulticamConfig(enabled=True))
+    (g7,) = walk(reg, "a", 1, person=7, t0=0, t1=3)
+    walk(reg, "a", 2, person=8, t0=4, t1=6)
+    before = reg.stats()["gallery_embeddings"]
+    assert reg.purge(g7) and not reg.purge(g7)
+    assert reg.stats()["gallery_embeddings"] == before - 1
+    assert walk(reg, "a", 3, person=7, t0=10, t1=12) != {g7}
