@@ -288,6 +288,30 @@ def test_user_errors_for_bad_models(detector_dir, reid_model, tmp_path, kind, ma
         Detector(path, providers=("cpu",))
 
 
+MALICIOUS_PT = """
+import os, sys, torch
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+
+torch.save({"model": Payload(), "train_args": {"task": "detect"}}, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(not HAVE_ULTRALYTICS, reason="ultralytics/torch not installed")
+def test_a_pt_checkpoint_cannot_run_code_when_loaded(tmp_path):
+    from tracker.detection import safe_ultralytics_load
+
+    if not safe_ultralytics_load():
+        pytest.skip("this Ultralytics/torch version has no restricted loading (a warning says so at load)")
+    pt, marker = tmp_path / "evil.pt", tmp_path / "code-ran"
+    subprocess.run([sys.executable, "-c", MALICIOUS_PT, str(pt), str(marker)], check=True, timeout=120)
+    with pytest.raises(UserError, match="cannot load"):
+        Detector(pt, providers=("cpu",))
+    assert not marker.exists(), "loading the .pt file ran code from it"
+
+
 def test_user_errors_for_bad_settings(detector_dir):
     model = detector_dir / "yolov8n_int8.onnx"
     with pytest.raises(UserError, match="backend"):

@@ -440,6 +440,28 @@ class _OnnxBackend:
         return results
 
 
+def safe_ultralytics_load() -> bool:
+    """Have Ultralytics load ``.pt`` checkpoints without running code from them.
+
+    A ``.pt`` file is a pickle: a plain load runs any code a crafted file carries, and Ultralytics
+    pip-installs modules a checkpoint names. Ultralytics 8.4+ (with torch 2.6+) has a restricted mode
+    (``ULTRALYTICS_SAFE_LOAD``: ``torch.load(weights_only=True)`` and an allow-list of its own model
+    classes); this turns it on for the process. Returns False, with a warning, where the installed
+    versions lack it: then only trusted ``.pt`` files are safe to load.
+    """
+    try:
+        import ultralytics.nn.tasks as tasks
+    except ImportError:
+        return False
+    if not getattr(getattr(tasks, "_SafeLoad", None), "SUPPORTED", False) or not hasattr(tasks, "SAFE_LOAD"):
+        log.warning("this Ultralytics/torch version unpickles .pt checkpoints, which runs any code in them: load "
+                    "only .pt files you trust, or use an .onnx export (Ultralytics >= 8.4 with torch >= 2.6 loads "
+                    "them restricted)")
+        return False
+    tasks.SAFE_LOAD = True  # read when a checkpoint is loaded and when its model is built
+    return True
+
+
 class _UltralyticsBackend:
     def __init__(self, det: Detector, path: Path, providers: tuple[str, ...], cpu_threads: int,
                  user_imgsz: tuple[int, int] | None):
@@ -450,6 +472,8 @@ class _UltralyticsBackend:
             raise UserError(f"the ultralytics detector backend needs the 'ultralytics' package ({exc}); "
                             "use an .onnx model with backend 'onnx' or pip install ultralytics") from None
         self.det = det
+        if path.suffix.lower() == ".pt":
+            safe_ultralytics_load()
         try:
             self.model = YOLO(str(path), task="detect")
         except Exception as exc:  # ultralytics raises many types for a bad or foreign file

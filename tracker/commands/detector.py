@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..detection import safe_ultralytics_load
 from ..errors import UserError
 from ..models import cache_dir, resolve_model
 
@@ -118,6 +119,7 @@ def export_detector(weights: str, out: str | os.PathLike | None = None, dynamic:
     with tempfile.TemporaryDirectory(prefix="mctrack-export-") as tmp:
         work = Path(tmp) / src.name
         shutil.copyfile(src, work)
+        safe_ultralytics_load()
         try:
             model = YOLO(str(work))
         except Exception as exc:  # ultralytics raises many types for a bad or foreign file
