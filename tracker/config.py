@@ -335,8 +335,9 @@ class MulticamConfig:
     person heights, cosine distance) and meant to be left alone.
     """
 
-    enabled: bool = _f(False, "give each person one global identity across cameras (experimental: on PETS09-MC it "
-                       "raises cross-camera IDF1 but still lowers per-camera accuracy). Off: ids are per camera.")
+    enabled: bool = _f(False, "give each person one global identity across cameras and across re-entries (on "
+                       "PETS09-MC: cross-camera IDF1 35.9 -> 52.0, per-camera HOTA 42.5 -> 40.6, public "
+                       "detections). Off: ids are per camera and per track.")
     overlaps: tuple[tuple[str, ...], ...] = _f((), "pairs of cameras whose views overlap, e.g. [[cam1, cam2]]: "
                                                "one person may be in both at once.")
     links: tuple[LinkConfig, ...] = _f((), "connections between non-overlapping cameras with travel times. When any "

@@ -1,4 +1,4 @@
-"""Identity registry: one global identity per person across cameras (first version, experimental).
+"""Identity registry: one global identity per person across cameras.
 
 Every confirmed local track gets a global identity, resolved once per tick for all cameras
 with one assignment (not greedily per track). A new track is matched against identities that
@@ -13,11 +13,19 @@ are
 
 Constraints: an identity is never active twice in one camera, and never active at the same
 time in two cameras that do not overlap. Appearance is a per-track mean of its unit-norm
-embeddings; an identity keeps a bounded gallery of track means and matches by the closest.
-Identities stay matchable for ``memory_seconds`` after they were last seen; the gallery and
-the number of remembered identities are bounded.
+embeddings; an identity keeps a bounded gallery of track means and matches by the closest;
+the longer an identity has been out of sight, the closer the look-alike must be.
 
-Pure numpy/scipy/lap; no I/O. Not yet here: corrections (merge/split), persistence.
+Corrections (``_correct``): identities found at one place in overlapping views are merged, one
+identity at two places is split, and each track's identity is checked once more when it has
+``review_embeddings`` embeddings. Each correction is an event (``drain_events``); ids already
+written stay as they were.
+
+Identities stay matchable for ``memory_seconds`` after they were last seen; the gallery and
+the number of remembered identities are bounded. ``export_state``/``import_state`` carry the
+registry over a restart (``tracker.registry_store`` keeps it in SQLite); ``purge`` forgets one.
+
+Pure numpy/scipy/lap; no I/O.
 """
 
 from __future__ import annotations
