@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 demo: $(VENV)/.installed
 	$(PY) run.py run --config configs/pets09_mc.yaml --set output.dir=$(OUT)
-	$(PY) run.py eval --gt-root $(MCTRACK_DATA_DIR)/PETS09-MC --results $(OUT)
+	$(PY) run.py eval-mc --gt-root $(MCTRACK_DATA_DIR)/PETS09-MC --results $(OUT)
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
