@@ -303,3 +303,42 @@ def test_listening_beyond_localhost_without_auth_warns(monkeypatch, caplog):
         warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(warnings) == int(warned), (kwargs, warnings)
         assert not warned or "without authentication" in warnings[0]
+
+
+def test_connections_are_limited_and_idle_clients_dropped(monkeypatch, caplog):
+    import socket
+
+    import tracker.liveview as lv
+
+    monkeypatch.setattr(lv, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(lv._Handler, "timeout", 1.0)
+    caplog.set_level(logging.WARNING)
+    view = LiveView(["c1"], "127.0.0.1", 0)
+    view.start()
+    holders = [socket.create_connection(("127.0.0.1", view.port)) for _ in range(2)]  # connected, silent
+    try:
+        time.sleep(0.2)
+        with pytest.raises((ConnectionError, urllib.error.URLError)):  # closed unanswered: both slots are taken
+            urllib.request.urlopen(view.url + "healthz", timeout=5).read()
+        assert view.refused == 1 and "refused" in caplog.text
+        holders.pop().close()  # a client leaves: its slot is free again
+        assert _wait_for(lambda: get(view.url + "healthz")[0] == 200)
+        t = time.monotonic()  # the other holder never sends a request: dropped after the client timeout
+        assert holders[0].recv(1) == b"" and time.monotonic() - t < 3
+        assert [get(view.url + "healthz")[0] for _ in range(3)] == [200] * 3
+    finally:
+        for h in holders:
+            h.close()
+        view.close()
+
+
+def _wait_for(cond, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return True
+        except (ConnectionError, urllib.error.URLError):
+            pass
+        time.sleep(0.05)
+    return False

@@ -21,7 +21,9 @@ TLS-terminating proxy. Listening on anything but a loopback address without cred
 logged as a warning at start.
 
 Threads: the server runs in its own daemon thread and each request in a daemon thread
-(``ThreadingHTTPServer``). ``publish_frame`` is called by the sinks' frame thread; JPEG
+(``ThreadingHTTPServer``), at most ``MAX_CONNECTIONS`` at once: further connections are closed
+unanswered (logged once a minute), and a client silent or not reading for ``CLIENT_TIMEOUT_S``
+is dropped, so viewers cannot pile up threads. ``publish_frame`` is called by the sinks' frame thread; JPEG
 encoding happens in the request threads, only while a client is watching, once per frame
 however many clients watch it. Nothing here is called with a lock that the pipeline's main
 thread may hold, so ``close`` is safe from a signal-handling path.
@@ -55,6 +57,8 @@ JPEG_QUALITY = 80
 _BOUNDARY = "mctrackframe"
 REALM = "mctrack"
 _STREAM_WAIT_S = 0.5  # how often a waiting stream handler checks whether the server is closing
+MAX_CONNECTIONS = 32  # open connections (each MJPEG viewer holds one); more are closed at once
+CLIENT_TIMEOUT_S = 30.0  # a client that sends nothing, or stops reading its stream, for this long is dropped
 
 # Stats fields shown in the table / exported as metrics, in display order.
 _STAT_FIELDS = ("fps", "frames_in", "frames_dropped", "reconnects", "last_frame_age", "latency_p50_ms",
@@ -140,6 +144,8 @@ class LiveView:
         self._stats: dict[str, dict] = {c: {} for c in self.camera_ids}
         self._extra: dict[str, float] = {}
         self._stopping = False
+        self.refused = 0  # connections closed because MAX_CONNECTIONS were open
+        self._refused_logged_at: float | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -158,6 +164,24 @@ class LiveView:
             address_family = family
             daemon_threads = True
             allow_reuse_address = True
+            slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+            def process_request(self, request, client_address):
+                if not self.slots.acquire(blocking=False):
+                    self.shutdown_request(request)
+                    view._refuse()
+                    return
+                try:
+                    super().process_request(request, client_address)
+                except BaseException:
+                    self.slots.release()
+                    raise
+
+            def process_request_thread(self, request, client_address):
+                try:
+                    super().process_request_thread(request, client_address)
+                finally:
+                    self.slots.release()
 
         try:
             self._server = Server((self.host, self.port), Handler)
@@ -171,6 +195,14 @@ class LiveView:
         if not self.auth_required and not is_loopback(self.host):
             log.warning("the live view listens on %s without authentication: anyone who can reach this port sees "
                         "every camera; set output.http_token or output.http_user/http_password", self.host)
+
+    def _refuse(self) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if self._refused_logged_at is None or now - self._refused_logged_at >= 60.0:
+            self._refused_logged_at = now
+            log.warning("live view: %d connection(s) refused so far: %d already open (the limit)", self.refused,
+                        MAX_CONNECTIONS)
 
     @property
     def auth_required(self) -> bool:
@@ -406,6 +438,7 @@ refresh(); setInterval(refresh, 1000);
 class _Handler(BaseHTTPRequestHandler):
     live: LiveView  # set on the per-server subclass
     server_version = "mctrack-liveview"
+    timeout = CLIENT_TIMEOUT_S  # socket timeout for reading the request and writing the answer
 
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.debug("%s %s", self.address_string(), format % args)

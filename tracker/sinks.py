@@ -492,8 +492,8 @@ class Sinks:
             if want_frames and res.frame.image is not None:
                 self._frame_seq[cam] += 1
                 self._frames.append(_FrameJob(cam, self._frame_seq[cam], ts, res.frame.image, rows))
-        if want_frames and results:
-            self._frame_wake.put(None)
+        if want_frames and results and self._frame_wake.qsize() < 2:  # the frame thread drains every job per wake:
+            self._frame_wake.put(None)  # a token or two pending is enough, and they cannot pile up while it is stuck
         if self._live is not None:
             self._live.update_stats(stats, active, self._dropped, self.behind)
         if self._text_q.qsize() > TEXT_HIGH_WATER:
