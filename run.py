@@ -120,6 +120,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+SECRET_KEYS = ("http_token", "http_password")
+
+
+def _masked(value):
+    """A config as plain data with secrets replaced by *** and credentials removed from URLs."""
+    from streams.masking import mask_url
+
+    if isinstance(value, dict):
+        return {k: ("***" if k in SECRET_KEYS and v else _masked(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked(v) for v in value)
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    return value
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -138,7 +154,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         else:
             cfg = load_yaml(args.config, TrackConfig)
         print(f"\n{args.config} is valid; its values:")
-        print(dataclasses.asdict(cfg))
+        print(_masked(dataclasses.asdict(cfg)))
     return 0
 
 

@@ -79,3 +79,14 @@ def test_config_command_lists_every_option():
     r = run_cli("config", "--config", str(ROOT / "configs" / "default.yaml"))
     assert r.returncode == 0, r.stderr
     assert "tracker.kalman.std_measurement" in r.stdout and "tracker.max_age" in r.stdout
+
+
+def test_config_command_never_prints_secrets(tmp_path):
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text('cameras:\n  - {id: a, source: "rtsp://bob:hunter2@10.0.0.1/stream"}\n'
+                   "output: {http_token: tok123, http_user: admin, http_password: pw999}\n")
+    r = run_cli("config", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    for secret in ("hunter2", "tok123", "pw999"):
+        assert secret not in r.stdout + r.stderr
+    assert "rtsp://***@10.0.0.1/stream" in r.stdout
