@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-share", type=float, default=0.3, help="share of visits by someone never seen before")
     ap.add_argument("--sample-every", type=int, default=100, help="ticks between samples")
     ap.add_argument("--warmup", type=float, default=None,
-                    help="stream seconds left out before the first window (default: memory_seconds + max_age)")
+                    help="stream seconds left out before the first window (default: the longest retention window, "
+                         "max(memory_seconds + max_age, the event writer's SEEN_RETENTION))")
     ap.add_argument("--video", action="store_true", help="also annotate and encode 64x64 frames")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -317,12 +318,17 @@ def main(argv: list[str] | None = None) -> int:
                    args.sample_every, args.seed, args.video, tcfg,
                    log=lambda s: print(s, file=sys.stderr, flush=True))
     wall = time.monotonic() - t0
-    warmup = args.warmup if args.warmup is not None else res["memory_seconds"] + tcfg.max_age
+    from tracker.sinks import SEEN_RETENTION
+
+    # Every time-based store must have filled once: the registry's memory, the trackers' lost tracks,
+    # the event writer's seen-identity bookkeeping.
+    warmup = args.warmup if args.warmup is not None else max(res["memory_seconds"] + tcfg.max_age, SEEN_RETENTION)
     stream_s = res["ticks"] / args.fps
     print(f"soak frames={res['frames']} cameras={args.cameras} ticks={res['ticks']} stream_s={stream_s:.0f} "
           f"wall_s={wall:.0f} people={res['people_ever']} dim={args.dim} video={args.video} "
           f"outputs_mb={res['files_mb']:.1f}")
-    why = "" if args.warmup is not None else " (registry memory_seconds + tracker max_age)"
+    why = "" if args.warmup is not None else " (the longest retention: registry memory_seconds + tracker max_age, " \
+        "the event writer's SEEN_RETENTION)"
     print(f"soak windows: first/mid/last 10% of the ticks after a {warmup:.0f} s warm-up{why}; "
           f"values are means of samples every {args.sample_every} ticks; ms_per_tick (wall) and "
           f"cpu_ms_per_tick (this thread's CPU time, insensitive to other processes on the machine) are medians "
