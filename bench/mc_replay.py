@@ -59,9 +59,9 @@ def _digest(cfg) -> str:
 def record(cfg_path: str, overrides: list[str]) -> dict:
     """Per-camera ticks of one run: ``{"ticks": [(now, {cam: (frame_index, TrackOutput)}, {cam: emb})]}``."""
     CACHE.mkdir(exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="mc_replay_")
-    cfg = load_run_config(cfg_path, [*overrides, "multicam.enabled=false", f"output.dir={tmp}", "output.video=false",
-                                     "output.http=false"])
+    tmp = tempfile.TemporaryDirectory(prefix="mc_replay_")  # the run's own outputs are not needed
+    cfg = load_run_config(cfg_path, [*overrides, "multicam.enabled=false", f"output.dir={tmp.name}",
+                                     "output.video=false", "output.http=false"])
     path = CACHE / f"mc_ticks_{_digest(cfg)}.pkl"
     if path.is_file():
         with open(path, "rb") as f:

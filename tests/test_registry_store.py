@@ -25,6 +25,7 @@ import pytest
 
 import tracker.registry_store as store_mod
 from streams.files import Frame
+from tests.test_faults import _cli_config
 from tracker.config import MulticamConfig, RunConfig, from_dict
 from tracker.detection import FrameDetections
 from tracker.errors import UserError
@@ -482,12 +483,8 @@ def test_cli_run_reports_a_failed_final_save_with_exit_2(tmp_path):
 
 
 def _cli_run_config(tmp_path: Path, data_dir: Path) -> Path:
-    mc = data_dir / "PETS09-MC"
-    body = "".join(f"  - {{id: {c}, source: '{mc}/{c}/{c}.mp4', detections: '{mc}/{c}/det/det.txt', pace: true}}\n"
-                   for c in ("cam1", "cam3"))
-    cfg = tmp_path / "run.yaml"
-    cfg.write_text("cameras:\n" + body + "reid: {enabled: false}\npipeline: {status_interval: 0}\n"
-                   "multicam: {enabled: true, store: registry.db, save_interval: 0}\n")
+    cfg = _cli_config(tmp_path, data_dir, cams=("cam1", "cam3"))
+    cfg.write_text(cfg.read_text() + "multicam: {enabled: true, store: registry.db, save_interval: 0}\n")
     return cfg
 
 
