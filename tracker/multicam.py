@@ -142,6 +142,9 @@ class IdentityRegistry:
         self._store = _GalleryStore()
         self._h = {c.camera: np.asarray(c.matrix, np.float64).reshape(3, 3) for c in self.cfg.homographies}
         self._overlap = {frozenset(p) for p in self.cfg.overlaps}
+        # The same pairs in a fixed order (a set of strings iterates in a per-process hash order, and the
+        # order of the corrections must not change between runs).
+        self._overlap_pairs = sorted({tuple(sorted(p)) for p in self.cfg.overlaps if len(set(p)) == 2})
         self._links = {}
         for link in self.cfg.links:
             self._links[(link.a, link.b)] = (link.min_travel, link.max_travel)
@@ -293,7 +296,7 @@ class IdentityRegistry:
             for _, g in idle[:len(self.identities) - cfg.max_identities]:
                 self._delete(g)
 
-    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float, app: float | None = None) -> float:
+    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float, app: float) -> float:
         """Cost of giving ``ident`` to the new track ``tr``; GATED when not allowed."""
         cfg = self.cfg
         if tr.camera in ident.active and ident.active[tr.camera] != tr.local_id:
@@ -332,7 +335,7 @@ class IdentityRegistry:
         # The longer an identity has been away, the more people could have come since: the appearance
         # bar rises with every doubling of the gap beyond ``gap_scale`` seconds.
         penalty = cfg.gap_penalty * np.log2(1.0 + gap / cfg.gap_scale) if not present else 0.0
-        cost = (self._app(tr, ident) if app is None else app) + penalty - geometry_bonus
+        cost = app + penalty - geometry_bonus
         if cost > cfg.max_appearance_distance:
             return GATED
         return cost
@@ -353,19 +356,10 @@ class IdentityRegistry:
             return float(np.linalg.norm(tr.foot_px - ident.last_foot_px)) / h <= reach
         return True
 
-    def _app(self, tr: _Track, ident: _Identity) -> float:
-        m = tr.mean()
-        gallery = list(ident.gallery)
-        for cam, lid in ident.active.items():
-            other = self.tracks.get((cam, lid))
-            if other is not None and other.mean() is not None:
-                gallery.append(other.mean())
-        if m is None or not gallery:
-            return self.cfg.max_appearance_distance  # no evidence either way
-        return float(1.0 - np.max(np.asarray(gallery) @ m))
-
     def _app_matrix(self, new: list[_Track], gids: list[int]) -> np.ndarray:
-        """(len(new), len(gids)) cosine distances, as ``_app`` for every pair, in a few products."""
+        """(len(new), len(gids)) cosine distances from each new track's mean to the closest summary of each
+        identity (its gallery and its active tracks' means), in a few products; ``max_appearance_distance``
+        (no evidence either way) where either side has none."""
         no_evidence = self.cfg.max_appearance_distance
         means = [t.mean() for t in new]
         have = [i for i, m in enumerate(means) if m is not None]
@@ -480,8 +474,7 @@ class IdentityRegistry:
         for t in self.tracks.values():
             if t.seen_now and t.position is not None:
                 by_cam.setdefault(t.camera, []).append(t)
-        for pair in self._overlap:
-            ca, cb = tuple(pair)
+        for ca, cb in self._overlap_pairs:
             ta, tb = by_cam.get(ca), by_cam.get(cb)
             if not ta or not tb:
                 continue
