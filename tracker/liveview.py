@@ -168,8 +168,8 @@ class LiveView:
 
             def process_request(self, request, client_address):
                 if not self.slots.acquire(blocking=False):
+                    view._refuse()  # counted before the client sees the connection close
                     self.shutdown_request(request)
-                    view._refuse()
                     return
                 try:
                     super().process_request(request, client_address)
