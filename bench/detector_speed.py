@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.detection import Detector  # noqa: E402
+from tracker.models.detection import Detector  # noqa: E402
 
 MODELS = {
     "dynamic": ("onnx", "detector/yolov8n_from_int8_dynamic.onnx"),

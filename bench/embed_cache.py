@@ -5,7 +5,7 @@ every tracker, so ReID inference is done here once per (detections, video, model
 stored in ``bench/.cache/<hash>.npz``. The hash covers the bytes of the detection file
 and of the model file, and the video's name and size, so editing any of them recomputes.
 
-Detections come from ``tracker.motio.read_mot_detections`` (which drops invalid rows);
+Detections come from ``tracker.io.motio.read_mot_detections`` (which drops invalid rows);
 the cached arrays keep its order, and every tracker is fed those arrays, so row ``i`` of
 a frame means the same detection for all of them.
 
@@ -82,8 +82,8 @@ def compute(det_path: Path, video_path: Path, model_path: Path, batch_frames: in
             cpu_threads: int = 0) -> dict[int, FrameDets]:
     """Embed every detection of ``det_path`` on the frames of ``video_path`` (frame n = det frame n)."""
     from streams.files import VideoFileSource
-    from tracker.motio import read_mot_detections
-    from tracker.reid import ReIDEncoder
+    from tracker.io.motio import read_mot_detections
+    from tracker.models.reid import ReIDEncoder
 
     dets = read_mot_detections(det_path)
     enc = ReIDEncoder(model_path, providers=("cpu",), cpu_threads=cpu_threads)

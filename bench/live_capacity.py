@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.config import RunConfig, from_dict  # noqa: E402
+from tracker.config import RunConfig  # noqa: E402
+from tracker.core.config import from_dict  # noqa: E402
 from tracker.pipeline import Pipeline  # noqa: E402
 
 DATA = Path(os.environ.get("MCTRACK_DATA_DIR") or ROOT.parent / "shared" / "data")

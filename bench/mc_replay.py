@@ -3,7 +3,7 @@
 The per-camera part of a multi-camera run (detections, OSNet embeddings, one CameraTracker per
 camera) does not depend on the registry, so it is recorded once (``Pipeline`` with the registry
 off, every tick's outputs and embeddings) into ``bench/.cache/`` and the registry is then
-replayed over it in seconds. Scores are ``tracker.evaluation_mc.evaluate_multicam`` on the MOT
+replayed over it in seconds. Scores are ``tracker.scoring.multicam.evaluate_multicam`` on the MOT
 files the replay writes (the same rows the pipeline's MOT writer emits: confirmed tracks matched
 to a detection this frame, id = global id). A replay with the default config gives the same
 files as ``python run.py run --config configs/pets09_mc_public.yaml --set multicam.enabled=true``.
@@ -37,12 +37,12 @@ if str(ROOT) not in sys.path:
 
 import yaml  # noqa: E402
 
-from tracker.config import MulticamConfig  # noqa: E402
-from tracker.evaluation_mc import evaluate_multicam  # noqa: E402
-from tracker.multicam import IdentityRegistry  # noqa: E402
+from tracker.core.types import TrackOutput  # noqa: E402
+from tracker.io.sinks import _snapshot, mot_lines  # noqa: E402
+from tracker.multicam.config import MulticamConfig  # noqa: E402
+from tracker.multicam.registry import IdentityRegistry  # noqa: E402
 from tracker.pipeline import Pipeline, load_run_config  # noqa: E402
-from tracker.sinks import _snapshot, mot_lines  # noqa: E402
-from tracker.types import TrackOutput  # noqa: E402
+from tracker.scoring.multicam import evaluate_multicam  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -123,7 +123,7 @@ def oracle(data: dict, gt_root: Path, out_dir: Path) -> None:
     """The ceiling for these per-camera tracks: every track gets the ground-truth id it overlaps most
     (IoU >= 0.5 over its rows), i.e. perfect linking within and across cameras; tracks matching no
     person keep an id of their own (a duplicate in one frame too)."""
-    from tracker.boxes import iou_matrix
+    from tracker.core.boxes import iou_matrix
 
     gt: dict[str, dict[int, np.ndarray]] = {}
     for cam in data["cameras"]:

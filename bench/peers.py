@@ -1,9 +1,9 @@
 """Benchmark our tracker against peer trackers on identical detections and embeddings.
 
-Every tracker sees the same detections (``tracker.motio.read_mot_detections`` of a MOT det
+Every tracker sees the same detections (``tracker.io.motio.read_mot_detections`` of a MOT det
 file, same row order) and, where its API takes them, the same OSNet-x0.25 embeddings
 (precomputed once by bench/embed_cache.py, not timed). Each tracker's output is written
-as a MOT result file and scored with ``tracker.evaluation.evaluate_files``. The table
+as a MOT result file and scored with ``tracker.scoring.mot.evaluate_files``. The table
 (one line per (tracker, detections) row) goes to stdout; progress goes to stderr.
 
 ms/frame is the MEAN wall time of the tracker's own per-frame update call over all
@@ -74,10 +74,10 @@ class Ours:
     use_embeddings = True
 
     def __init__(self, fps, image_hw):
-        from tracker.config import TrackerConfig
-        from tracker.ids import IdAllocator
-        from tracker.tracker import CameraTracker
-        from tracker.types import Detections
+        from tracker.core.config import TrackerConfig
+        from tracker.core.ids import IdAllocator
+        from tracker.core.tracker import CameraTracker
+        from tracker.core.types import Detections
 
         self._Detections = Detections
         self.trk = CameraTracker(TrackerConfig(), IdAllocator())
@@ -341,19 +341,19 @@ def run_tracker(adapter_cls, data: dict, n_frames: int, fps: float, image_hw, vi
 
 
 def wait_for_evaluation(timeout_s: float):
-    """Import tracker.evaluation.evaluate_files, polling (once a minute) while it is being written."""
+    """Import tracker.scoring.mot.evaluate_files, polling (once a minute) while it is being written."""
     import importlib
 
     t0 = time.time()
     while True:
         try:
-            mod = importlib.import_module("tracker.evaluation")
+            mod = importlib.import_module("tracker.scoring.mot")
             return mod.evaluate_files
         except (ImportError, AttributeError) as exc:
             if time.time() - t0 >= timeout_s:
-                raise RuntimeError(f"tracker.evaluation.evaluate_files not available: {exc}") from None
-            log(f"tracker.evaluation not importable yet ({exc}); retrying in 60 s")
-            sys.modules.pop("tracker.evaluation", None)
+                raise RuntimeError(f"tracker.scoring.mot.evaluate_files not available: {exc}") from None
+            log(f"tracker.scoring.mot not importable yet ({exc}); retrying in 60 s")
+            sys.modules.pop("tracker.scoring.mot", None)
             importlib.invalidate_caches()
             time.sleep(60)
 
@@ -398,7 +398,7 @@ def main(argv=None) -> int:
                     help="write the matched detection's box for every tracker instead of the box the tracker "
                          "reports (ours already reports detection boxes)")
     ap.add_argument("--eval-wait", type=float, default=1800,
-                    help="seconds to wait for tracker.evaluation to become importable (default 1800)")
+                    help="seconds to wait for tracker.scoring.mot to become importable (default 1800)")
     args = ap.parse_args(argv)
 
     # Libraries log to stdout (ultralytics) and stderr; keep stdout for the table only.

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tracker.config import HomographyConfig, LinkConfig, MulticamConfig  # noqa: E402
-from tracker.multicam import IdentityRegistry  # noqa: E402
-from tracker.types import TrackOutput  # noqa: E402
+from tracker.core.types import TrackOutput  # noqa: E402
+from tracker.multicam.config import HomographyConfig, LinkConfig, MulticamConfig  # noqa: E402
+from tracker.multicam.registry import IdentityRegistry  # noqa: E402
 
 DIM = 512
 WIDTH = 640.0  # each camera sees 640 px of the plane; neighbours share 100 px

@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.reid import IMAGENET_MEAN, IMAGENET_STD, ReIDEncoder  # noqa: E402
+from tracker.models.reid import IMAGENET_MEAN, IMAGENET_STD, ReIDEncoder  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 DATA = Path(os.environ.get("MCTRACK_DATA_DIR") or SHARED / "data")

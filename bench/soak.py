@@ -43,12 +43,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.files import Frame  # noqa: E402
-from tracker.config import MulticamConfig, TrackerConfig  # noqa: E402
-from tracker.ids import IdAllocator  # noqa: E402
-from tracker.multicam import IdentityRegistry  # noqa: E402
-from tracker.sinks import CameraResult, Sinks  # noqa: E402
-from tracker.tracker import CameraTracker  # noqa: E402
-from tracker.types import Detections  # noqa: E402
+from tracker.core.config import TrackerConfig  # noqa: E402
+from tracker.core.ids import IdAllocator  # noqa: E402
+from tracker.core.tracker import CameraTracker  # noqa: E402
+from tracker.core.types import Detections  # noqa: E402
+from tracker.io.sinks import CameraResult, Sinks  # noqa: E402
+from tracker.multicam.config import MulticamConfig
+from tracker.multicam.registry import IdentityRegistry  # noqa: E402
 
 WIDTH, HEIGHT = 960, 540
 
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                    args.sample_every, args.seed, args.video, tcfg,
                    log=lambda s: print(s, file=sys.stderr, flush=True))
     wall = time.monotonic() - t0
-    from tracker.sinks import SEEN_RETENTION
+    from tracker.io.sinks import SEEN_RETENTION
 
     # Every time-based store must have filled once: the registry's memory, the trackers' lost tracks,
     # the event writer's seen-identity bookkeeping.

@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import embed_cache  # noqa: E402
 
-from tracker.config import TrackerConfig  # noqa: E402
-from tracker.evaluation import evaluate_files  # noqa: E402
+from tracker.core.config import TrackerConfig  # noqa: E402
 from tracker.offline import track_sequence, write_mot  # noqa: E402
+from tracker.scoring.mot import evaluate_files  # noqa: E402
 
 DATA = Path(embed_cache.default_model_dir()).parent / "data" / "PETS09-S2L1"
 # A change must raise the objective by this much (HOTA points) to be kept: smaller

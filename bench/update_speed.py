@@ -18,10 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tracker.config import TrackerConfig  # noqa: E402
-from tracker.ids import IdAllocator  # noqa: E402
-from tracker.tracker import CameraTracker  # noqa: E402
-from tracker.types import Detections  # noqa: E402
+from tracker.core.config import TrackerConfig  # noqa: E402
+from tracker.core.ids import IdAllocator  # noqa: E402
+from tracker.core.tracker import CameraTracker  # noqa: E402
+from tracker.core.types import Detections  # noqa: E402
 
 
 def scene(n: int, frames: int, dim: int = 512, fps: float = 30.0, seed: int = 0):

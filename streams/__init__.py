@@ -15,11 +15,22 @@ URLs and webcams keep the newest frames and reconnect by themselves. ``VideoFile
 hides credentials in stream URLs; everything here logs and reports URLs masked.
 """
 
-from streams.files import Frame, FrameDirSource, VideoFileSource, open_frames
-from streams.masking import mask_text, mask_url
-from streams.reader import END, SourceHealth, SourceReader, SourceState, open_source
+import importlib
+
+# Names load on first use (PEP 562), so ``streams.errors`` / ``streams.masking`` import without OpenCV.
+_EXPORTS = {
+    "END": "reader", "SourceHealth": "reader", "SourceReader": "reader", "SourceState": "reader",
+    "open_source": "reader", "Frame": "files", "FrameDirSource": "files", "VideoFileSource": "files",
+    "open_frames": "files", "mask_text": "masking", "mask_url": "masking", "SourceError": "errors",
+}
 
 __all__ = [
-    "END", "Frame", "FrameDirSource", "SourceHealth", "SourceReader", "SourceState", "VideoFileSource",
+    "SourceError", "END", "Frame", "FrameDirSource", "SourceHealth", "SourceReader", "SourceState", "VideoFileSource",
     "mask_text", "mask_url", "open_frames", "open_source",
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"streams.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'streams' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.errors import UserError
+from streams.errors import SourceError
 
 _IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -45,10 +45,10 @@ class VideoFileSource:
 
     def open(self) -> VideoFileSource:
         if not self.path.is_file():
-            raise UserError(f"video file not found: {self.path}")
+            raise SourceError(f"video file not found: {self.path}")
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
-            raise UserError(f"cannot open video file {self.path} (unsupported or corrupt)")
+            raise SourceError(f"cannot open video file {self.path} (unsupported or corrupt)")
         if not self.fps:
             self.fps = cap.get(cv2.CAP_PROP_FPS) or None
         self._cap = cap
@@ -97,10 +97,10 @@ class FrameDirSource:
 
     def open(self) -> FrameDirSource:
         if not self.path.is_dir():
-            raise UserError(f"frame folder not found: {self.path}")
+            raise SourceError(f"frame folder not found: {self.path}")
         self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in _IMAGE_EXT)
         if not self._files:
-            raise UserError(f"no images ({', '.join(sorted(_IMAGE_EXT))}) in {self.path}")
+            raise SourceError(f"no images ({', '.join(sorted(_IMAGE_EXT))}) in {self.path}")
         return self
 
     def __len__(self) -> int:
@@ -114,7 +114,7 @@ class FrameDirSource:
         for i, f in enumerate(self._files, start=1):
             image = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if image is None:
-                raise UserError(f"cannot decode image {f}")
+                raise SourceError(f"cannot decode image {f}")
             yield Frame(self.camera_id, i, (i - 1) / self.fps, image)
 
     def close(self) -> None:

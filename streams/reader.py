@@ -36,9 +36,9 @@ import cv2
 import numpy as np
 
 from streams.capture import TRANSPORTS, URL_SCHEMES, LiveClock, OpenFailed, open_url, open_webcam, sane_fps
+from streams.errors import SourceError
 from streams.files import _IMAGE_EXT, Frame
 from streams.masking import mask_text, mask_url
-from tracker.errors import UserError
 
 log = logging.getLogger("streams")
 
@@ -219,17 +219,17 @@ class SourceReader:
         self.source = mask_url(self._source)
         where = f"camera {self.camera_id}"
         if fps is not None and not (fps > 0):
-            raise UserError(f"{where}: fps must be > 0, got {fps}")
+            raise SourceError(f"{where}: fps must be > 0, got {fps}")
         if int(queue_size) < 1:
-            raise UserError(f"{where}: queue_size must be >= 1, got {queue_size}")
+            raise SourceError(f"{where}: queue_size must be >= 1, got {queue_size}")
         if transport not in TRANSPORTS:
-            raise UserError(f"{where}: transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+            raise SourceError(f"{where}: transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         for name, value in (("open_timeout", open_timeout), ("read_timeout", read_timeout),
                             ("reconnect_max_backoff", reconnect_max_backoff)):
             if not (value > 0):
-                raise UserError(f"{where}: {name} must be > 0 seconds, got {value}")
+                raise SourceError(f"{where}: {name} must be > 0 seconds, got {value}")
         if max_reconnects is not None and int(max_reconnects) < 0:
-            raise UserError(f"{where}: max_reconnects must be >= 0 or None, got {max_reconnects}")
+            raise SourceError(f"{where}: max_reconnects must be >= 0 or None, got {max_reconnects}")
         self.fps = fps
         self.pace = bool(pace)
         self.queue_size = int(queue_size)
@@ -280,7 +280,7 @@ class SourceReader:
         if "://" in source:
             scheme = source.split("://", 1)[0].lower()
             if scheme not in URL_SCHEMES:
-                raise UserError(f"unsupported stream URL {mask_url(source)}: scheme must be one of "
+                raise SourceError(f"unsupported stream URL {mask_url(source)}: scheme must be one of "
                                 f"{', '.join(URL_SCHEMES)}")
             return "url", scheme
         if source.strip().isdigit() or source.startswith("/dev/video"):
@@ -290,7 +290,7 @@ class SourceReader:
     def open(self) -> SourceReader:
         """Validate the source and start the reader thread; returns self.
 
-        Files and folders are checked here (missing, unreadable, corrupt -> UserError). Live
+        Files and folders are checked here (missing, unreadable, corrupt -> SourceError). Live
         sources are opened on the reader thread: this returns at once, and an unreachable
         camera shows in ``health()`` and the log while it is retried.
         """
@@ -307,23 +307,23 @@ class SourceReader:
     def _open_file(self) -> None:
         path = Path(self._source)
         if not path.exists():
-            raise UserError(f"camera {self.camera_id}: video file not found: {path}")
+            raise SourceError(f"camera {self.camera_id}: video file not found: {path}")
         if not path.is_file():
-            raise UserError(f"camera {self.camera_id}: not a video file: {path}")
+            raise SourceError(f"camera {self.camera_id}: not a video file: {path}")
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             cap.release()
-            raise UserError(f"camera {self.camera_id}: cannot open video file {path} (unsupported format or corrupt)")
+            raise SourceError(f"camera {self.camera_id}: cannot open video file {path} (unsupported format or corrupt)")
         ok, image = cap.read()
         if not ok or image is None or image.size == 0:
             cap.release()
-            raise UserError(f"camera {self.camera_id}: cannot decode any frame of video file {path} "
+            raise SourceError(f"camera {self.camera_id}: cannot decode any frame of video file {path} "
                             "(corrupt or empty)")
         if self.fps is None:
             self.nominal_fps = sane_fps(cap.get(cv2.CAP_PROP_FPS))
         if self.pace and self.nominal_fps is None:
             cap.release()
-            raise UserError(f"camera {self.camera_id}: cannot pace {path}: its frame rate is unknown; give fps")
+            raise SourceError(f"camera {self.camera_id}: cannot pace {path}: its frame rate is unknown; give fps")
         self._cap, self._first = cap, image
         self.frame_size = (image.shape[1], image.shape[0])
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -336,17 +336,17 @@ class SourceReader:
             try:
                 return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXT)
             except OSError as exc:
-                raise UserError(f"camera {self.camera_id}: cannot list frame folder {d}: {exc.strerror}") from None
+                raise SourceError(f"camera {self.camera_id}: cannot list frame folder {d}: {exc.strerror}") from None
 
         files = images(folder)
         if not files and (folder / "img1").is_dir():
             folder = folder / "img1"
             files = images(folder)
         if not files:
-            raise UserError(f"camera {self.camera_id}: no images ({', '.join(sorted(_IMAGE_EXT))}) in {folder}")
+            raise SourceError(f"camera {self.camera_id}: no images ({', '.join(sorted(_IMAGE_EXT))}) in {folder}")
         image = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
         if image is None:
-            raise UserError(f"camera {self.camera_id}: cannot decode image {files[0]}")
+            raise SourceError(f"camera {self.camera_id}: cannot decode image {files[0]}")
         self._files, self._first = files, image
         self.frame_size = (image.shape[1], image.shape[0])
         self.frame_count = len(files)
@@ -482,7 +482,7 @@ class SourceReader:
             for i, path in enumerate(self._files):
                 image = first if i == 0 else cv2.imread(str(path), cv2.IMREAD_COLOR)
                 if image is None:
-                    raise UserError(f"cannot decode image {path}")
+                    raise SourceError(f"cannot decode image {path}")
                 yield image, None
             return
         cap = self._cap
@@ -527,7 +527,7 @@ class SourceReader:
                         return
                 if not self._deliver(index, ts, image, time.monotonic()):
                     return
-        except UserError as exc:
+        except SourceError as exc:
             self._set_state(SourceState.FAILED, str(exc))
             log.error("camera %s: %s; source stopped after %d frames", self.camera_id, exc, index - 1)
             return

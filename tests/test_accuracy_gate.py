@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.evaluation import evaluate_files
+from tracker.scoring.mot import evaluate_files
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = json.loads((Path(__file__).parent / "accuracy_floors.json").read_text())

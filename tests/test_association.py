@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker.association import GATED, fuse_costs, iou_cost, linear_assignment
+from tracker.core.association import GATED, fuse_costs, iou_cost, linear_assignment
 
 CASES = [
     # cost, threshold, expected matches (row, col)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker.boxes import clip_tlbr, iou_matrix, tlbr_to_tlwh, tlbr_to_xywh, tlwh_to_tlbr, xywh_to_tlbr
+from tracker.core.boxes import clip_tlbr, iou_matrix, tlbr_to_tlwh, tlbr_to_xywh, tlwh_to_tlbr, xywh_to_tlbr
 
 
 def test_round_trips():

@@ -2,8 +2,11 @@ import dataclasses
 
 import pytest
 
-from tracker.config import KalmanConfig, TrackConfig, TrackerConfig, describe, from_dict, load_yaml, validate
+from tracker.commands.config import describe
+from tracker.config import TrackConfig
+from tracker.core.config import KalmanConfig, TrackerConfig, from_dict, validate
 from tracker.errors import UserError
+from tracker.io.config_file import load_yaml
 
 BAD = [
     ({"tracker": {"bogus": 1}}, "unknown config key(s) 'bogus' in section 'tracker'"),

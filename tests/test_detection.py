@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from tracker.boxes import iou_matrix
-from tracker.detection import Detector, FrameDetections, decode_yolo, letterbox_batch, nms, undo_letterbox
+from tracker.core.boxes import iou_matrix
 from tracker.errors import UserError
+from tracker.models.detection import Detector, FrameDetections, decode_yolo, letterbox_batch, nms, undo_letterbox
 
 ROOT = Path(__file__).resolve().parents[1]
 PETS_FRAMES = list(range(1, 795, 79))[:10]  # 10 frames spread over the sequence
@@ -301,7 +301,7 @@ torch.save({"model": Payload(), "train_args": {"task": "detect"}}, sys.argv[1])
 
 @pytest.mark.skipif(not HAVE_ULTRALYTICS, reason="ultralytics/torch not installed")
 def test_a_pt_checkpoint_cannot_run_code_when_loaded(tmp_path):
-    from tracker.detection import safe_ultralytics_load
+    from tracker.models.detection import safe_ultralytics_load
 
     if not safe_ultralytics_load():
         pytest.skip("this Ultralytics/torch version has no restricted loading (a warning says so at load)")
@@ -329,7 +329,7 @@ def test_user_errors_for_bad_settings(detector_dir):
 def test_onnx_path_never_imports_torch(detector_dir):
     code = (
         "import sys, numpy as np\n"
-        "from tracker.detection import Detector\n"
+        "from tracker.models.detection import Detector\n"
         f"d = Detector({str(detector_dir / 'yolov8n_from_int8_dynamic.onnx')!r}, providers=('cpu',))\n"
         "d.detect([np.zeros((240, 320, 3), np.uint8)])\n"
         "bad = [m for m in ('torch', 'ultralytics') if m in sys.modules]\n"

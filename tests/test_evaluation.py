@@ -1,4 +1,4 @@
-"""tracker.evaluation: MOTChallenge scoring of result files (HOTA / CLEAR / Identity via trackeval)."""
+"""tracker.scoring.mot: MOTChallenge scoring of result files (HOTA / CLEAR / Identity via trackeval)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tracker.errors import UserError
-from tracker.evaluation import COMBINED, evaluate_dirs, evaluate_files, format_table
+from tracker.scoring.mot import COMBINED, evaluate_dirs, evaluate_files, format_table
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared test data not found at {DATA}")

@@ -1,4 +1,4 @@
-"""tracker.evaluation_mc: per-camera and cross-camera scoring of PETS09-MC (global ids)."""
+"""tracker.scoring.multicam: per-camera and cross-camera scoring of PETS09-MC (global ids)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from tracker.commands.eval_mc import register
 from tracker.errors import UserError
-from tracker.evaluation import evaluate_files
-from tracker.evaluation_mc import evaluate_multicam, format_multicam
+from tracker.scoring.mot import evaluate_files
+from tracker.scoring.multicam import evaluate_multicam, format_multicam
 
 CAMS = ("cam1", "cam2", "cam3")
 PERFECT = ("HOTA", "DetA", "AssA", "IDF1", "MOTA")

@@ -28,12 +28,13 @@ import pytest
 from streams import SourceReader, open_source
 from tests.rtsp_server import MjpegServer, decode_counter, draw
 from tests.test_rtsp import FPS, GST, INSTALL_HINT, RtspServer
-from tracker.config import RunConfig, TrackerConfig, from_dict
-from tracker.detection import FrameDetections
-from tracker.ids import IdAllocator
+from tracker.config import RunConfig
+from tracker.core.config import TrackerConfig, from_dict
+from tracker.core.ids import IdAllocator
+from tracker.core.tracker import CameraTracker
+from tracker.core.types import Detections
+from tracker.models.detection import FrameDetections
 from tracker.pipeline import Pipeline
-from tracker.tracker import CameraTracker
-from tracker.types import Detections
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_gst = pytest.mark.skipif(not GST, reason=INSTALL_HINT)
@@ -268,7 +269,7 @@ def test_frozen_rtsp_camera_does_not_stall_the_file_camera(tmp_path, data_dir, c
 
 
 def test_timestamps_jumping_backwards_keep_tracks_and_warn_once(caplog):
-    caplog.set_level(logging.WARNING, logger="tracker.tracker")
+    caplog.set_level(logging.WARNING, logger="tracker.core.tracker")
     cfg = TrackerConfig()
     trk = CameraTracker(cfg, IdAllocator())
     fps, jump = 10.0, 60.0

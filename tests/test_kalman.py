@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tracker import kalman
-from tracker.config import KalmanConfig
+from tracker.core import kalman
+from tracker.core.config import KalmanConfig
 
 CFG = KalmanConfig(std_position=0.1, std_velocity=0.2, std_measurement=0.1, init_velocity=1.0,
                    score_scaled_noise=False, max_dt=2.0)

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from streams.files import Frame
-from tracker.liveview import LiveView, escape_label_value, format_metric_value
-from tracker.sinks import CameraResult, CameraStats, Sinks
-from tracker.types import TrackOutput
+from tracker.core.types import TrackOutput
+from tracker.io.liveview import LiveView, escape_label_value, format_metric_value
+from tracker.io.sinks import CameraResult, CameraStats, Sinks
 
 CAMS = ["cam1", 'we<ird"cam\\x']
 
@@ -263,8 +263,10 @@ def test_token_and_basic_auth_either_is_accepted():
 
 
 def test_basic_auth_through_sinks_and_config(tmp_path, monkeypatch):
-    from tracker.config import RunConfig, check_run_config, from_dict, load_yaml
+    from tracker.config import RunConfig, check_run_config
+    from tracker.core.config import from_dict
     from tracker.errors import UserError
+    from tracker.io.config_file import load_yaml
 
     monkeypatch.setenv("MCTRACK_TEST_HTTP_PASSWORD", PASSWORD)
     cfg_file = tmp_path / "run.yaml"
@@ -288,7 +290,7 @@ def test_basic_auth_through_sinks_and_config(tmp_path, monkeypatch):
 
 
 def test_listening_beyond_localhost_without_auth_warns(monkeypatch, caplog):
-    import tracker.liveview as lv
+    import tracker.io.liveview as lv
 
     assert lv.is_loopback("127.0.0.1") and lv.is_loopback("127.3.0.1") and lv.is_loopback("::1")
     assert lv.is_loopback("localhost") and lv.is_loopback("[::1]")
@@ -308,7 +310,7 @@ def test_listening_beyond_localhost_without_auth_warns(monkeypatch, caplog):
 def test_connections_are_limited_and_idle_clients_dropped(monkeypatch, caplog):
     import socket
 
-    import tracker.liveview as lv
+    import tracker.io.liveview as lv
 
     monkeypatch.setattr(lv, "MAX_CONNECTIONS", 2)
     monkeypatch.setattr(lv._Handler, "timeout", 1.0)

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from tracker import models
 from tracker.errors import UserError
+from tracker.models import lookup as models
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracker.config import HomographyConfig, LinkConfig, MulticamConfig
-from tracker.multicam import IdentityRegistry
-from tracker.types import TrackOutput
+from tracker.core.types import TrackOutput
+from tracker.multicam.config import HomographyConfig, LinkConfig, MulticamConfig
+from tracker.multicam.registry import IdentityRegistry
 
 DIM = 32
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.evaluation_mc import evaluate_multicam
+from tracker.scoring.multicam import evaluate_multicam
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = json.loads((Path(__file__).parent / "accuracy_floors.json").read_text())["PETS09-MC public"]

@@ -14,8 +14,9 @@ import pytest
 
 from tests.rtsp_server import decode_counter
 from tests.test_rtsp import GST, INSTALL_HINT, RtspServer
-from tracker.config import RunConfig, from_dict
-from tracker.detection import FrameDetections
+from tracker.config import RunConfig
+from tracker.core.config import from_dict
+from tracker.models.detection import FrameDetections
 from tracker.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

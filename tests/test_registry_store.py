@@ -23,17 +23,26 @@ import cv2
 import numpy as np
 import pytest
 
-import tracker.registry_store as store_mod
+import tracker.multicam.store as store_mod
 from streams.files import Frame
 from tests.test_faults import _cli_config
-from tracker.config import MulticamConfig, RunConfig, from_dict
-from tracker.detection import FrameDetections
+from tracker.config import RunConfig
+from tracker.core.config import from_dict
+from tracker.core.types import TrackOutput
 from tracker.errors import UserError
-from tracker.multicam import IdentityRegistry
+from tracker.io.sinks import CameraResult, CameraStats, Sinks
+from tracker.models.detection import FrameDetections
+from tracker.multicam.config import MulticamConfig
+from tracker.multicam.registry import IdentityRegistry
+from tracker.multicam.store import (
+    age_state,
+    list_identities,
+    load_registry,
+    purge_identity,
+    save_registry,
+    store_info,
+)
 from tracker.pipeline import Pipeline
-from tracker.registry_store import age_state, list_identities, load_registry, purge_identity, save_registry, store_info
-from tracker.sinks import CameraResult, CameraStats, Sinks
-from tracker.types import TrackOutput
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 16
@@ -161,7 +170,7 @@ def test_corrupt_or_foreign_file_is_a_user_error(tmp_path, make, message):
 CRASH_CHILD = """
 import sys
 from tests.test_registry_store import state
-from tracker.registry_store import save_registry
+from tracker.multicam.store import save_registry
 states = [state(200, seed=0, k=10, dim=128), state(150, seed=1, k=10, dim=128)]
 print("ready", flush=True)
 i = 0
@@ -458,7 +467,7 @@ def test_cli_run_with_an_unusable_store_is_one_error_line(tmp_path):
 FULL_DISK_WRAPPER = """
 import sys
 import run
-import tracker.registry_store as s
+import tracker.multicam.store as s
 from tracker.errors import UserError
 
 def full(path, state, saved_at=None):

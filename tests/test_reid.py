@@ -5,8 +5,8 @@ import pytest
 
 from streams.files import VideoFileSource
 from tracker.errors import UserError
-from tracker.motio import read_mot_detections
-from tracker.reid import ReIDEncoder
+from tracker.io.motio import read_mot_detections
+from tracker.models.reid import ReIDEncoder
 
 
 @pytest.fixture(scope="module")

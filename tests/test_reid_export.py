@@ -15,7 +15,7 @@ import pytest
 
 from tracker.commands import reid_export
 from tracker.errors import UserError
-from tracker.reid import ReIDEncoder
+from tracker.models.reid import ReIDEncoder
 
 _MISSING = [m for m in ("torch", "onnx", "torchreid") if importlib.util.find_spec(m) is None]
 needs_export = pytest.mark.skipif(bool(_MISSING), reason=f"not installed: {', '.join(_MISSING)} "

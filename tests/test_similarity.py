@@ -14,7 +14,7 @@ import pytest
 
 from tracker.commands.similarity import pair_scores, parse_box_tlwh, rank1, register
 from tracker.errors import UserError
-from tracker.reid import ReIDEncoder
+from tracker.models.reid import ReIDEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = "${DATA}/PETS09-S2L1/video/vtest.avi"

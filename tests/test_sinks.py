@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-import tracker.sinks as sinks_mod
+import tracker.io.sinks as sinks_mod
 from streams.files import Frame
+from tracker.core.types import TrackOutput
 from tracker.errors import UserError
-from tracker.sinks import CameraResult, CameraStats, Sinks
-from tracker.types import TrackOutput
+from tracker.io.sinks import CameraResult, CameraStats, Sinks
 
 H, W = 96, 128
 

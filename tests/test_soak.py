@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.soak import run_soak
-from tracker.config import MulticamConfig, TrackerConfig
+from tracker.core.config import TrackerConfig
+from tracker.multicam.config import MulticamConfig
 
 CAMERAS = 4
 FRAMES = 6_000  # 1,500 ticks at 10 fps = 150 s of stream time

@@ -26,7 +26,7 @@ from streams import (
 )
 from streams.capture import LiveClock, ffmpeg_options
 from streams.reader import _FrameQueue, _is_blank
-from tracker.errors import UserError
+from streams.errors import SourceError
 
 W, H = 64, 48
 
@@ -146,13 +146,13 @@ def test_bad_files_raise_one_clear_user_error(tmp_path, name, content, message):
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
-    with pytest.raises(UserError, match=message) as err:
+    with pytest.raises(SourceError, match=message) as err:
         open_source("c1", str(path))
     assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
 def test_empty_folder_raises_user_error(tmp_path):
-    with pytest.raises(UserError, match="no images"):
+    with pytest.raises(SourceError, match="no images"):
         open_source("c1", str(tmp_path))
 
 
@@ -164,12 +164,12 @@ def test_empty_folder_raises_user_error(tmp_path):
     ({"max_reconnects": -1}, "max_reconnects"),
 ])
 def test_bad_arguments_raise_user_error(video, kw, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(SourceError, match=message):
         SourceReader("c1", str(video), **kw)
 
 
 def test_unsupported_url_scheme_is_a_user_error_without_credentials():
-    with pytest.raises(UserError, match="scheme must be one of") as err:
+    with pytest.raises(SourceError, match="scheme must be one of") as err:
         SourceReader("c1", "rtps://admin:hunter2@10.0.0.5/stream")
     assert "hunter2" not in str(err.value) and "admin" not in str(err.value)
 

@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tracker.config import TrackerConfig
-from tracker.ids import IdAllocator
-from tracker.tracker import CameraTracker
-from tracker.types import Detections
+from tracker.core.config import TrackerConfig
+from tracker.core.ids import IdAllocator
+from tracker.core.tracker import CameraTracker
+from tracker.core.types import Detections
 
 RNG = np.random.default_rng(7)
 DIM = 64

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TrackerConfig
-from .errors import UserError
-from .ids import IdAllocator
-from .tracker import CameraTracker
-from .types import Detections
+from tracker.core.config import TrackerConfig
+from tracker.core.ids import IdAllocator
+from tracker.core.tracker import CameraTracker
+from tracker.core.types import Detections
+from tracker.errors import UserError
 
 DetsByFrame = dict[int, tuple[np.ndarray, np.ndarray]]
 

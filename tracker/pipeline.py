@@ -17,7 +17,7 @@ sources (and paced files) are batched by wall-clock arrival.
 With ``multicam.store`` the registry is restored from that SQLite file at start, saved to it
 every ``multicam.save_interval`` seconds of wall time (snapshot on the loop's thread, written on
 a background thread) and at every shutdown (end of the sources, ``stop()``, an error), so a
-restart keeps identities (``tracker.registry_store``).
+restart keeps identities (``tracker.multicam.store``).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig, check_run_config
-from .errors import UserError
-from .ids import IdAllocator
-from .tracker import CameraTracker
-from .types import Detections
+from tracker.config import RunConfig, check_run_config
+from tracker.core.ids import IdAllocator
+from tracker.core.tracker import CameraTracker
+from tracker.core.types import Detections
+from tracker.errors import UserError
 
 log = logging.getLogger(__name__)
 _FINAL_SAVE_WAIT_S = 60.0  # longest wait at shutdown for a background registry save still being written
@@ -90,9 +90,8 @@ class Pipeline:
         """``detector`` / ``encoder`` replace the configured models (tests, custom models): any object
         with ``detect(frames) -> [FrameDetections]`` / ``embed(frames, boxes) -> [embeddings]``."""
         from streams import SourceReader
-
-        from .motio import read_mot_detections
-        from .sinks import Sinks
+        from tracker.io.motio import read_mot_detections
+        from tracker.io.sinks import Sinks
 
         check_run_config(cfg)
         self.cfg = cfg
@@ -103,7 +102,7 @@ class Pipeline:
         self._tick_events: list[dict] = []  # the registry's corrections of the current tick
         self._restored = 0
         if cfg.multicam.enabled:
-            from .multicam import IdentityRegistry
+            from tracker.multicam.registry import IdentityRegistry
 
             self.registry = IdentityRegistry(cfg.multicam)
             if cfg.multicam.store:
@@ -140,20 +139,20 @@ class Pipeline:
         self._behind_logged = 0.0
 
     def _load_models(self, cfg: RunConfig, detector, encoder) -> None:
-        from .models import resolve_model
+        from tracker.models.lookup import resolve_model
 
         model_dir = cfg.pipeline.model_dir
         needs_detector = any(c.detections is None for c in cfg.cameras)
         self.detector = detector
         if needs_detector and detector is None:
-            from .detection import Detector
+            from tracker.models.detection import Detector
 
             d = cfg.detector
             self.detector = Detector(resolve_model(d.model, model_dir), backend=d.backend, providers=d.providers,
                                      cpu_threads=d.cpu_threads, conf=d.conf, iou=d.iou, imgsz=d.imgsz or None)
         self.encoder = encoder
         if cfg.reid.enabled and encoder is None:
-            from .reid import ReIDEncoder
+            from tracker.models.reid import ReIDEncoder
 
             r = cfg.reid
             self.encoder = ReIDEncoder(resolve_model(r.model, model_dir), providers=r.providers,
@@ -162,7 +161,7 @@ class Pipeline:
     # ------------------------------------------------------------------ registry store
     def _restore_registry(self) -> None:
         """Load ``multicam.store`` into the fresh registry; the time the tracker was down ages everyone."""
-        from .registry_store import StoreSaver, age_state, format_duration, load_registry
+        from tracker.multicam.store import StoreSaver, age_state, format_duration, load_registry
 
         path = registry_store_path(self.cfg)
         self.saver = StoreSaver(path)
@@ -277,7 +276,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ one tick
     def _process(self, batch: list) -> list:
-        from .sinks import CameraResult
+        from tracker.io.sinks import CameraResult
 
         t0 = time.perf_counter()
         frames = [item for _, item, _ in batch]
@@ -315,7 +314,7 @@ class Pipeline:
         return results
 
     def _stats(self) -> list:
-        from .sinks import CameraStats
+        from tracker.io.sinks import CameraStats
 
         stats = []
         for cid, cam in self.cameras.items():
@@ -335,7 +334,7 @@ class Pipeline:
         ``registry``: None without ``multicam.store``, else ``{"store": path, "restored": n, "saved": n
         identities at the last save (None if none succeeded), "error": why the last save failed, or None}``.
         """
-        from .offline import progress as progress_bar
+        from tracker.offline import progress as progress_bar
 
         self.sinks.start()
         if self.sinks.url:
@@ -409,7 +408,7 @@ class Pipeline:
 
 def load_run_config(path: str, overrides: list[str] | None = None) -> RunConfig:
     """Load and cross-check a run config (``run.py run --config``)."""
-    from .config import load_yaml
+    from tracker.io.config_file import load_yaml
 
     cfg = load_yaml(path, RunConfig, overrides)
     try:

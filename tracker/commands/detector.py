@@ -11,7 +11,7 @@ in a writable folder; for weights given by name (or in a read-only folder) the u
 (``$MCTRACK_CACHE`` or ``~/.cache/mctrack``), where model names find it.
 
 The exported model has the raw YOLO head (no NMS inside): ``images`` [B,3,H,W] RGB/255 →
-``output0`` [B, 4+classes, anchors], which ``tracker.detection.Detector`` decodes.
+``output0`` [B, 4+classes, anchors], which ``tracker.models.detection.Detector`` decodes.
 ``--dynamic`` makes batch and input size free (one model for any number of cameras and any
 ``imgsz``); without it the batch is fixed at ``--batch`` and the size at ``--imgsz``.
 """
@@ -26,9 +26,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..detection import safe_ultralytics_load
-from ..errors import UserError
-from ..models import cache_dir, resolve_model
+from tracker.errors import UserError
+from tracker.models.detection import safe_ultralytics_load
+from tracker.models.lookup import cache_dir, resolve_model
 
 
 def _first_line(exc: BaseException) -> str:
@@ -163,7 +163,7 @@ def export_detector(weights: str, out: str | os.PathLike | None = None, dynamic:
 
 def describe_onnx(path: Path) -> str:
     """One line on an exported detector: input shape and type, output shape, class count."""
-    from ..onnx_session import create_session
+    from tracker.models.onnx_session import create_session
 
     sess = create_session(path, ("cpu",), 1)
     inp, outp = sess.get_inputs()[0], sess.get_outputs()[0]

@@ -2,7 +2,7 @@
 
     python run.py eval-mc --gt-root DIR --results DIR [--cameras cam1 cam2 ...]
 
-See ``tracker.evaluation_mc`` for what each row means.
+See ``tracker.scoring.multicam`` for what each row means.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 
 
 def cmd_eval_mc(args: argparse.Namespace) -> int:
-    from tracker.evaluation_mc import evaluate_multicam, format_multicam
+    from tracker.scoring.multicam import evaluate_multicam, format_multicam
 
     print(format_multicam(evaluate_multicam(args.gt_root, args.results, args.cameras)))
     return 0

@@ -6,7 +6,7 @@
 ``FILE`` is the SQLite file itself (a relative ``multicam.store`` is under ``output.dir``).
 ``purge`` deletes identities with their appearance summaries; a pipeline running on the same store
 drops them at its next save instead of writing them back, and forgets them then (see
-``tracker.registry_store``).
+``tracker.multicam.store``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..errors import UserError
+from tracker.errors import UserError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..registry_store import format_duration, list_identities, store_info
+    from tracker.multicam.store import format_duration, list_identities, store_info
 
     now = time.time()
     info = store_info(args.store)
@@ -39,7 +39,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from ..registry_store import list_identities, purge_identity
+    from tracker.multicam.store import list_identities, purge_identity
 
     held = {r["gid"]: r for r in list_identities(args.store)}
     unknown = [g for g in dict.fromkeys(args.ids) if g not in held]

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..reid import IMAGENET_MEAN, IMAGENET_STD
+from tracker.errors import UserError
+from tracker.models.reid import IMAGENET_MEAN, IMAGENET_STD
 
 MIN_COSINE = 0.999  # ONNX vs torch, per crop; float32 exports agree to about 1e-6
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from tracker.errors import UserError
 
 DEFAULT_MODEL = "osnet_x0_25_msmt17"
 ENV_DATA_DIR = "MCTRACK_DATA_DIR"
@@ -250,13 +250,13 @@ def _model_label(arg: str) -> str:
 
 
 def _resolve(model: str, args: argparse.Namespace) -> Path:
-    from ..models import resolve_model
+    from tracker.models.lookup import resolve_model
 
     return resolve_model(model, args.model_dir)
 
 
 def _open_encoder(path: Path, args: argparse.Namespace):
-    from ..reid import ReIDEncoder
+    from tracker.models.reid import ReIDEncoder
 
     providers = tuple(p.strip() for p in args.providers.split(",") if p.strip())
     return ReIDEncoder(path, providers=providers, cpu_threads=args.threads)

@@ -1,0 +1,173 @@
+"""Deployment settings: the sections of a run config (cameras, detector, ReID, outputs, loop).
+
+``RunConfig`` is what ``run.py run --config FILE`` loads (``tracker.io.config_file.load_yaml``);
+the tracker and registry sections are the core's own configs (``tracker.core.config``,
+``tracker.multicam.config``). ``check_run_config`` holds the cross-field checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tracker.core.config import TrackerConfig
+from tracker.core.config import config_field as _f
+from tracker.errors import UserError
+from tracker.multicam.config import MulticamConfig
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """The config file of ``run.py track``: only the ``tracker`` section."""
+
+    tracker: TrackerConfig = field(default_factory=TrackerConfig,
+                                   metadata={"doc": "the per-camera tracker (section above)"})
+
+
+# ---------------------------------------------------------------------------------------------
+# `run.py run`: the live multi-camera pipeline
+
+
+_PROVIDERS = ("tensorrt", "cuda", "cpu")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One camera: where its frames come from and, optionally, precomputed detections."""
+
+    id: str = _f("", "camera id, unique in the file; names the output files (<id>.txt, <id>.mp4).")
+    source: str = _f(
+        "", "video file, image folder, rtsp:// or http(s):// URL, or a webcam index (0, 1, ...). "
+        "Credentials in URLs are masked in every log and output.", int_ok=True)
+    detections: str | None = _f(
+        None, "MOTChallenge detection file (frame,-1,left,top,w,h,score,...) used instead of the "
+        "detector for this camera (offline benchmarks; frame n of the file = n-th frame of the source).")
+    fps: float | None = _f(
+        None, "frame rate of the source; needed for image folders, otherwise read from the container. "
+        "Sets timestamps (index-1)/fps for files.", 0.0, 1000.0)
+    pace: bool = _f(
+        False, "play a file at its native frame rate as if it were a live camera (newest frame wins, "
+        "drops counted). Off: files are read as fast as the pipeline goes and never drop a frame.")
+    transport: str = _f("tcp", "RTSP transport: tcp (reliable through NAT/loss) or udp (lower latency).",
+                        choices=("tcp", "udp"))
+    open_timeout: float = _f(10.0, "seconds to wait for a live stream to open before retrying. Higher: tolerates "
+                             "slow cameras; lower: notices a dead one sooner.", 0.1, 600.0)
+    read_timeout: float = _f(5.0, "seconds without a frame before a live stream counts as stalled and is "
+                             "reconnected. Lower: faster recovery, more false reconnects on slow streams.",
+                             0.1, 600.0)
+    queue_size: int = _f(4, "frames buffered between the reader thread and the loop. Higher: absorbs "
+                         "hiccups in files, adds latency for live sources.", 1, 1000)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Person detector, run once per tick over the frames of all cameras."""
+
+    model: str = _f("yolov8n", "detector model: a path or a name in the model directory (.onnx runs on ONNX "
+                    "Runtime; .pt/.engine/other formats through Ultralytics). Known names are downloaded.")
+    backend: str = _f("auto", "auto (.onnx -> onnx, else ultralytics), onnx or ultralytics.",
+                      choices=("auto", "onnx", "ultralytics"))
+    providers: tuple[str, ...] = _f(("cuda", "cpu"), "execution providers in preference order; unavailable ones "
+                                    "are skipped and the one used is logged.", choices=_PROVIDERS)
+    conf: float = _f(0.1, "minimum score kept; must not exceed tracker.low_score to feed its low-score stage. "
+                     "Higher: less clutter and work, fewer occluded people.", 0.0, 1.0)
+    iou: float = _f(0.7, "NMS IoU threshold. Higher: keeps people standing close, more duplicates.", 0.01, 1.0)
+    imgsz: int = _f(0, "input size; 0 = the model's own. Higher: finds smaller people, quadratically slower.",
+                    0, 4096)
+    cpu_threads: int = _f(0, "CPU inference threads; 0 = all cores.", 0, 256)
+
+
+@dataclass(frozen=True)
+class ReIDConfig:
+    """Appearance encoder, run once per tick over the person crops of all cameras."""
+
+    enabled: bool = _f(True, "embed crops for appearance matching. Off: motion only (faster, more id switches).")
+    model: str = _f("osnet_x0_25_msmt17", "ReID ONNX model: a path or a name in the model directory.")
+    providers: tuple[str, ...] = _f(("cuda", "cpu"), "execution providers in preference order.",
+                                    choices=_PROVIDERS)
+    cpu_threads: int = _f(0, "CPU inference threads; 0 = all cores.", 0, 256)
+    max_batch: int = _f(128, "most crops per inference call (bounds memory). Higher: better GPU use.", 1, 4096)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What a run writes and serves."""
+
+    dir: str = _f("runs/default", "output folder: <camera>.txt (MOTChallenge rows), events.jsonl, <camera>.mp4.")
+    mot: bool = _f(True, "write per-camera MOTChallenge rows (id = the identity shown to users).")
+    events: bool = _f(True, "write events.jsonl (track started/ended, identity seen in a camera).")
+    video: bool = _f(False, "write an annotated video per camera (costs CPU: JPEG/MP4 encoding).")
+    http: bool = _f(False, "serve the live view (MJPEG per camera) and /metrics (Prometheus).")
+    http_host: str = _f("127.0.0.1", "address the live view listens on; keep localhost unless it must be "
+                        "reached from other machines (then set http_token or http_user and http_password; "
+                        "without them a warning is logged).")
+    http_port: int = _f(8080, "port of the live view; 0 picks a free one.", 0, 65535)
+    http_token: str | None = _f(None, "if set, the live view and /metrics accept this bearer token "
+                                "(Authorization: Bearer, or ?token=). Give it as ${VAR} from the environment.")
+    http_user: str | None = _f(None, "with http_password: HTTP basic authentication for the live view and /metrics "
+                               "(the browser asks). With http_token too, either is accepted.")
+    http_password: str | None = _f(None, "basic authentication password; give it as ${VAR} so it comes from the "
+                                   "environment, not the file. Never logged; sent unencrypted (base64), so use "
+                                   "a TLS proxy beyond a trusted network.")
+    queue_size: int = _f(64, "ticks buffered for the writer thread; when full, video/live frames are dropped "
+                         "(counted) and text outputs are kept.", 1, 100000)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The loop that batches frames across cameras."""
+
+    max_wait: float = _f(0.05, "seconds a tick waits for stragglers after the first camera has a frame. Higher: "
+                         "bigger batches, more latency; lower: cameras at different rates run in smaller ticks.",
+                         0.0, 10.0)
+    status_interval: float = _f(5.0, "seconds between status lines for live runs (0 = never).", 0.0, 3600.0)
+    model_dir: str | None = _f(None, "where model names are looked up before $MCTRACK_MODEL_DIR and the cache.")
+
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A deployment: ``python run.py run --config FILE``."""
+
+    cameras: tuple[CameraConfig, ...] = _f((), "the cameras (at least one; ids unique).")
+    detector: DetectorConfig = field(default_factory=DetectorConfig,
+                                     metadata={"doc": "the person detector (section above)"})
+    reid: ReIDConfig = field(default_factory=ReIDConfig, metadata={"doc": "the ReID encoder (section above)"})
+    tracker: TrackerConfig = field(default_factory=TrackerConfig,
+                                   metadata={"doc": "the per-camera tracker (section above)"})
+    multicam: MulticamConfig = field(default_factory=MulticamConfig,
+                                     metadata={"doc": "cross-camera identities (section above)"})
+    output: OutputConfig = field(default_factory=OutputConfig, metadata={"doc": "outputs (section above)"})
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig,
+                                     metadata={"doc": "the batching loop (section above)"})
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Cross-field checks for a run: cameras present, ids unique and non-empty, sources given."""
+    if not cfg.cameras:
+        raise UserError("config: 'cameras' must list at least one camera")
+    seen = set()
+    for i, cam in enumerate(cfg.cameras):
+        if not cam.id:
+            raise UserError(f"config key 'cameras[{i}].id' is required")
+        if not cam.source:
+            raise UserError(f"config key 'cameras[{i}].source' is required (camera '{cam.id}')")
+        if cam.id in seen:
+            raise UserError(f"config: camera id '{cam.id}' is used twice; camera ids must be unique")
+        if not all(c.isalnum() or c in "-_." for c in cam.id):
+            raise UserError(f"config: camera id '{cam.id}' may contain only letters, digits, '-', '_' and '.'")
+        seen.add(cam.id)
+    mc = cfg.multicam
+    for pair in mc.overlaps:
+        if len(pair) != 2 or any(c not in seen for c in pair):
+            raise UserError(f"config: multicam.overlaps entry {list(pair)} must name two configured cameras")
+    for link in mc.links:
+        if link.a not in seen or link.b not in seen:
+            raise UserError(f"config: multicam.links {link.a} -> {link.b} must name configured cameras")
+        if link.min_travel > link.max_travel:
+            raise UserError(f"config: multicam.links {link.a} -> {link.b}: min_travel exceeds max_travel")
+    for h in mc.homographies:
+        if h.camera not in seen or len(h.matrix) != 9:
+            raise UserError(f"config: multicam.homographies for '{h.camera}' needs a configured camera and 9 numbers")
+    if bool(cfg.output.http_user) != bool(cfg.output.http_password):
+        raise UserError("config: output.http_user and output.http_password go together: set both or neither")
+

@@ -1,0 +1,98 @@
+"""Offline runs over MOTChallenge detection files: the engine behind ``run.py track``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from tracker.core.config import TrackerConfig
+from tracker.core.ids import IdAllocator
+from tracker.core.tracker import CameraTracker
+from tracker.core.types import Detections
+from tracker.errors import UserError
+
+DetsByFrame = dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def progress(iterable: Iterable, total: int | None, desc: str, enabled: bool = True):
+    """tqdm progress bar on stderr when enabled (and installed); otherwise the plain iterable."""
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a declared dependency
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, unit="frame", file=sys.stderr, leave=False,
+                disable=None)
+
+
+def compute_embeddings(dets: DetsByFrame, source, encoder, show_progress: bool = True) -> dict[int, np.ndarray]:
+    """Embed every detection box of every frame of ``source``.
+
+    Args:
+        dets: {frame (1-based): (tlbr (N,4) pixels, scores (N,))}.
+        source: iterable of frames with ``index`` (1-based) and ``image`` (H,W,3 uint8 BGR).
+        encoder: a ``ReIDEncoder``.
+    Returns:
+        {frame: (N, D) float32 unit-norm}, rows aligned with ``dets[frame]``.
+    """
+    out: dict[int, np.ndarray] = {}
+    last = max(dets) if dets else 0
+    total = None
+    try:
+        total = min(len(source), last) if last else len(source)
+    except TypeError:
+        pass
+    for frame in progress(source, total, "embedding", show_progress):
+        if frame.index > last:
+            break
+        if frame.index in dets:
+            out[frame.index] = encoder.embed([frame.image], [dets[frame.index][0]])[0]
+    missing = set(dets) - set(out)
+    if missing:
+        raise UserError(f"the video/frames end before detection frame {min(missing)} "
+                        f"({len(missing)} detection frames have no image)")
+    return out
+
+
+def track_sequence(dets: DetsByFrame, fps: float, config: TrackerConfig | None = None,
+                   embeddings: dict[int, np.ndarray] | None = None, n_frames: int | None = None,
+                   show_progress: bool = False) -> np.ndarray:
+    """Track one sequence; frame ``f`` has timestamp ``(f - 1) / fps`` seconds.
+
+    Returns:
+        (M, 7) float64 rows ``frame, id, left, top, width, height, score`` for confirmed tracks
+        matched to a detection in that frame.
+    """
+    if fps <= 0:
+        raise ValueError("fps must be positive")
+    tracker = CameraTracker(config or TrackerConfig(), IdAllocator())
+    last = n_frames or (max(dets) if dets else 0)
+    rows = []
+    empty_box = np.zeros((0, 4), np.float32)
+    empty_score = np.zeros(0, np.float32)
+    for f in progress(range(1, last + 1), last, "tracking", show_progress):
+        tlbr, scores = dets.get(f, (empty_box, empty_score))
+        emb = embeddings.get(f) if embeddings is not None else None
+        out = tracker.update(Detections(tlbr, scores, (f - 1) / fps, emb, f))
+        keep = out.confirmed & (out.det_index >= 0)
+        if keep.any():
+            b = out.tlbr[keep].astype(np.float64)
+            rows.append(np.column_stack([np.full(keep.sum(), f), out.track_ids[keep], b[:, 0], b[:, 1],
+                                         b[:, 2] - b[:, 0], b[:, 3] - b[:, 1], out.scores[keep]]))
+    return np.concatenate(rows) if rows else np.zeros((0, 7))
+
+
+def write_mot(path, rows: np.ndarray) -> None:
+    """Write (M, 7) rows as MOTChallenge results ``frame,id,l,t,w,h,score,-1,-1,-1`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w") as f:
+        for r in rows:
+            f.write(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{r[6]:.3f},-1,-1,-1\n")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Cross-camera identities: the identity registry (``registry``), its config and its SQLite store (``store``)."""
