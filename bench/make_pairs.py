@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tracker.io.atomic import atomic_path  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SEQ = "PETS09-S2L1"
 VIDEO = "video/vtest.avi"
@@ -149,16 +152,13 @@ def write_csv(path: Path, pairs, header_lines: list[str]) -> None:
     def box(row) -> str:
         return ";".join(f"{v:.2f}" for v in row[2:6])
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         for line in header_lines:
             f.write(f"# {line}\n")
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["name", "image1", "box1", "image2", "box2", "id1", "id2"])
         for name, a, b in pairs:
             w.writerow([name, spec(a), box(a), spec(b), box(b), int(a[1]), int(b[1])])
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

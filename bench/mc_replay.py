@@ -38,7 +38,8 @@ if str(ROOT) not in sys.path:
 import yaml  # noqa: E402
 
 from tracker.core.types import TrackOutput  # noqa: E402
-from tracker.io.sinks import _snapshot, mot_lines  # noqa: E402
+from tracker.io.sinks.mot import mot_lines  # noqa: E402
+from tracker.io.sinks.records import snapshot  # noqa: E402
 from tracker.multicam.config import MulticamConfig  # noqa: E402
 from tracker.multicam.registry import IdentityRegistry  # noqa: E402
 from tracker.pipeline import Pipeline, load_run_config  # noqa: E402
@@ -110,7 +111,7 @@ def replay(data: dict, mc: MulticamConfig, out_dir: Path) -> dict:
             outputs = reg.update(now, outputs, emb)
             times.append(time.perf_counter() - t)
         for cam, out in outputs.items():
-            lines[cam].append(mot_lines(per_cam[cam][0], _snapshot(out, "global")))
+            lines[cam].append(mot_lines(per_cam[cam][0], snapshot(out, "global")))
     out_dir.mkdir(parents=True, exist_ok=True)
     for cam, chunks in lines.items():
         (out_dir / f"{cam}.txt").write_text("".join(chunks))
@@ -156,7 +157,7 @@ def oracle(data: dict, gt_root: Path, out_dir: Path) -> None:
                 gids.append(g)
             rows = TrackOutput(out.track_ids, np.asarray(gids, np.int64), out.tlbr, out.scores, out.det_index,
                                out.confirmed, out.timestamp)
-            lines[cam].append(mot_lines(fi, _snapshot(rows, "global")))
+            lines[cam].append(mot_lines(fi, snapshot(rows, "global")))
     out_dir.mkdir(parents=True, exist_ok=True)
     for cam, chunks in lines.items():
         (out_dir / f"{cam}.txt").write_text("".join(chunks))

@@ -33,7 +33,6 @@ import resource
 import shlex
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.files import Frame  # noqa: E402
+from tracker.config import OutputConfig
 from tracker.core.config import TrackerConfig  # noqa: E402
 from tracker.core.ids import IdAllocator  # noqa: E402
 from tracker.core.tracker import CameraTracker  # noqa: E402
@@ -181,20 +181,12 @@ def stored_embeddings(trackers: list[CameraTracker], registry: IdentityRegistry)
 
 
 def sinks_seen_keys(sinks: Sinks) -> int:
-    """Diagnostic: size of the writer thread's per-camera ``seen`` sets (``identity_seen`` bookkeeping).
-
-    They are locals of ``Sinks._text_loop``; read from that thread's frame. -1 when not found.
-    """
-    for t in threading.enumerate():
-        if t.name != "mctrack-sinks-text" or t.ident is None:
-            continue
-        frame = sys._current_frames().get(t.ident)
-        while frame is not None and frame.f_code.co_name != "_text_loop":
-            frame = frame.f_back
-        if frame is not None and frame.f_locals.get("self") is sinks:
-            states = frame.f_locals.get("states") or {}
-            return sum(len(s.seen) for s in list(states.values()))
-    return -1
+    """Diagnostic: size of the event writer's per-camera ``seen`` sets (``identity_seen`` bookkeeping); -1 when
+    events are off. Read without a lock: a size, good enough for a trend."""
+    out = sinks.events_output
+    if out is None:
+        return -1
+    return sum(len(s.seen) for s in list(out.states.values()))
 
 
 def run_soak(frames: int = 100_000, cameras: int = 4, fps: float = 10.0, dim: int = 512, population: int = 300,
@@ -214,7 +206,8 @@ def run_soak(frames: int = 100_000, cameras: int = 4, fps: float = 10.0, dim: in
     image = np.zeros((64, 64, 3), np.uint8)  # tiny frame; only read when video is on
     tmp = tempfile.TemporaryDirectory(prefix="soak-") if out_dir is None else None
     out = Path(tmp.name if tmp else out_dir)
-    sinks = Sinks(out, cam_ids, mot=True, events=True, video=video, video_fps=dict.fromkeys(cam_ids, fps))
+    sinks = Sinks(OutputConfig(dir=str(out), mot=True, events=True, video=video), cam_ids,
+                  video_fps=dict.fromkeys(cam_ids, fps))
     samples: list[dict] = []
     tick_ms: list[float] = []
     tick_cpu_ms: list[float] = []

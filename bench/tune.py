@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import embed_cache  # noqa: E402
 
 from tracker.core.config import TrackerConfig  # noqa: E402
-from tracker.offline import track_sequence, write_mot  # noqa: E402
+from tracker.io.motio import write_mot_results  # noqa: E402
+from tracker.offline import track_sequence  # noqa: E402
 from tracker.scoring.mot import evaluate_files  # noqa: E402
 
 DATA = Path(embed_cache.default_model_dir()).parent / "data" / "PETS09-S2L1"
@@ -85,7 +86,7 @@ def score(cfg: TrackerConfig, sets, tmp: Path) -> dict[str, dict]:
     for name, (dets, embs) in sets.items():
         rows = track_sequence(dets, 7.0, cfg, embs, n_frames=795)
         path = tmp / f"{name}.res"
-        write_mot(path, rows)
+        write_mot_results(path, rows)
         out[name] = evaluate_files({"s": DATA / "gt" / "gt.txt"}, {"s": path})["s"]
     return out
 

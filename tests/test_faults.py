@@ -508,7 +508,7 @@ def test_exception_in_one_camera_source_closes_outputs(tmp_path, data_dir, monke
         pipe.run(progress=False)
     assert "simulated decoder crash" in f"{caught.value} {caught.value.__cause__}"
     # What was tracked before the error is flushed and closed, and every track ended.
-    assert pipe.sinks._closed and all(f.fd == -1 for f in pipe.sinks._mot_files.values())
+    assert pipe.sinks._closed and all(f.fd == -1 for f in pipe.sinks.text_outputs[0].files.values())
     for c in ("cam1", "cam3"):
         _check_boxes(_mot_rows(tmp_path / f"{c}.txt"))
     events = _events(tmp_path / "events.jsonl")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from streams.files import Frame
+from tracker.config import OutputConfig
 from tracker.core.types import TrackOutput
 from tracker.io.liveview import LiveView, escape_label_value, format_metric_value
 from tracker.io.sinks import CameraResult, CameraStats, Sinks
@@ -37,7 +38,7 @@ def stats(cam: str) -> CameraStats:
 
 @pytest.fixture
 def sinks(tmp_path):
-    s = Sinks(tmp_path, CAMS, mot=False, events=False, http=True, http_port=0)
+    s = Sinks(OutputConfig(dir=str(tmp_path), mot=False, events=False, http=True, http_port=0), CAMS)
     s.start()
     yield s
     s.close()
@@ -274,8 +275,8 @@ def test_basic_auth_through_sinks_and_config(tmp_path, monkeypatch):
                         "output: {http_user: viewer, http_password: '${MCTRACK_TEST_HTTP_PASSWORD}'}\n")
     out = load_yaml(cfg_file, RunConfig).output
     assert (out.http_user, out.http_password) == ("viewer", PASSWORD)  # from the environment, not the file
-    s = Sinks(tmp_path, ["c1"], mot=False, events=False, http=True, http_port=0, http_user=out.http_user,
-              http_password=out.http_password)
+    s = Sinks(OutputConfig(dir=str(tmp_path), mot=False, events=False, http=True, http_port=0,
+                           http_user=out.http_user, http_password=out.http_password), ["c1"])
     s.start()
     try:
         assert get(s.url + "metrics")[0] == 401
@@ -283,7 +284,7 @@ def test_basic_auth_through_sinks_and_config(tmp_path, monkeypatch):
     finally:
         s.close()
     with pytest.raises(UserError, match="http_user and output.http_password go together"):
-        Sinks(tmp_path, ["c1"], http=True, http_user="viewer")
+        Sinks(OutputConfig(dir=str(tmp_path), http=True, http_user="viewer"), ["c1"])
     with pytest.raises(UserError, match="go together"):
         check_run_config(from_dict(RunConfig, {"cameras": [{"id": "c1", "source": "x.mp4"}],
                                                "output": {"http_password": "x"}}))

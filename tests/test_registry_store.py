@@ -26,7 +26,7 @@ import pytest
 import tracker.multicam.store as store_mod
 from streams.files import Frame
 from tests.test_faults import _cli_config
-from tracker.config import RunConfig
+from tracker.config import OutputConfig, RunConfig
 from tracker.core.config import from_dict
 from tracker.core.types import TrackOutput
 from tracker.errors import UserError
@@ -571,7 +571,7 @@ def test_sinks_submit_events_order_and_events_off(tmp_path):
     stats = [CameraStats("a", "x", 10.0, 0, 0, 0, 0.0, 1.0, 1.0, "running")]
     for on in (True, False):
         out = tmp_path / str(on)
-        s = Sinks(out, ["a"], events=on)
+        s = Sinks(OutputConfig(dir=str(out), events=on), ["a"])
         s.start()
         s.submit(tick(1), stats)
         s.submit_events([{"type": "identity_merged", "time": 0.2, "n": np.int32(3)}])

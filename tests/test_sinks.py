@@ -12,11 +12,15 @@ import cv2
 import numpy as np
 import pytest
 
-import tracker.io.sinks as sinks_mod
+import tracker.io.sinks.files as sink_files
+import tracker.io.sinks.writer as sinks_writer
 from streams.files import Frame
+from tracker.config import OutputConfig
 from tracker.core.types import TrackOutput
 from tracker.errors import UserError
 from tracker.io.sinks import CameraResult, CameraStats, Sinks
+from tracker.io.sinks.annotate import annotate_frame, update_trails
+from tracker.io.sinks.records import snapshot
 
 H, W = 96, 128
 
@@ -73,7 +77,7 @@ def run_ticks(sinks: Sinks, ticks=TICKS) -> None:
 
 
 def test_mot_files_exact_content(tmp_path):
-    s = Sinks(tmp_path / "out", ["a", "cam/b"])
+    s = Sinks(OutputConfig(dir=str(tmp_path / "out")), ["a", "cam/b"])
     run_ticks(s)
     assert lines(tmp_path / "out" / "a.txt") == [
         "2,1,11.00,20.00,20.00,40.00,0.910,-1,-1,-1",
@@ -90,14 +94,14 @@ def test_mot_files_exact_content(tmp_path):
 
 
 def test_show_ids_local(tmp_path):
-    run_ticks(Sinks(tmp_path, ["a", "cam/b"], events=False, show_ids="local"))
+    run_ticks(Sinks(OutputConfig(dir=str(tmp_path), events=False), ["a", "cam/b"], show_ids="local"))
     assert [ln.split(",")[1] for ln in lines(tmp_path / "a.txt")] == ["1", "1", "2", "2", "2"]
     with pytest.raises(UserError, match="show_ids"):
-        Sinks(tmp_path, ["a"], show_ids="nope")
+        Sinks(OutputConfig(dir=str(tmp_path)), ["a"], show_ids="nope")
 
 
 def test_events_sequence(tmp_path):
-    run_ticks(Sinks(tmp_path, ["a", "cam/b"], mot=False))
+    run_ticks(Sinks(OutputConfig(dir=str(tmp_path), mot=False), ["a", "cam/b"]))
     ev = [json.loads(ln) for ln in lines(tmp_path / "events.jsonl")]
     brief = [(e["type"], e["camera"], e["frame"], e["track_id"], e["identity"], e.get("reason")) for e in ev]
     assert brief == [
@@ -119,7 +123,8 @@ def test_events_sequence(tmp_path):
 
 
 def test_video_files_decode_with_every_frame(tmp_path):
-    s = Sinks(tmp_path, ["a", "cam/b"], mot=False, events=False, video=True, video_fps={"a": 5.0})
+    s = Sinks(OutputConfig(dir=str(tmp_path), mot=False, events=False, video=True), ["a", "cam/b"],
+              video_fps={"a": 5.0})
     run_ticks(s)
     assert s.dropped_video_frames == 0
     assert count_frames(tmp_path / "a.mp4") == 5
@@ -134,28 +139,28 @@ def test_video_files_decode_with_every_frame(tmp_path):
 def test_annotation_draws_boxes_on_a_copy():
     img = np.zeros((H, W, 3), np.uint8)
     t = tracks(0.0, [(1, 3, 10, 20, 40, 80, 0.9, 0, 1), (2, -1, 60, 20, 90, 80, 0.9, 0, 0)])
-    rows = sinks_mod._snapshot(t, "global_or_local")
+    rows = snapshot(t, "global_or_local")
     trails = {}
-    sinks_mod._update_trails(trails, rows, 0.0)
+    update_trails(trails, rows, 0.0)
     assert list(trails) == [1]  # tentative tracks get no trail
-    out = sinks_mod.annotate_frame(img, rows, trails, "both", "a")
+    out = annotate_frame(img, rows, trails, "both", "a")
     assert img.max() == 0 and out.max() > 0
     assert out[50, 10].any() and not out[50, 60].any()  # confirmed box drawn, tentative not
 
 
 def test_close_idempotent_and_before_start(tmp_path):
-    s = Sinks(tmp_path / "x", ["a"])
+    s = Sinks(OutputConfig(dir=str(tmp_path / "x")), ["a"])
     s.close()
     s.close()
     s.submit([result("a", 1, 0.0, [])], [])  # after close: ignored
-    s2 = Sinks(tmp_path / "y", ["a"])
+    s2 = Sinks(OutputConfig(dir=str(tmp_path / "y")), ["a"])
     s2.start()
     s2.submit([result("a", 1, 0.0, [(1, 1, 0, 0, 5, 5, 0.5, 0, 1)])], [stat("a")])
     s2.close()
     s2.close()
     assert lines(tmp_path / "y" / "a.txt") == ["1,1,0.00,0.00,5.00,5.00,0.500,-1,-1,-1"]
     with pytest.raises(ValueError, match="unknown camera"):
-        s3 = Sinks(tmp_path / "z", ["a"])
+        s3 = Sinks(OutputConfig(dir=str(tmp_path / "z")), ["a"])
         s3.start()
         try:
             s3.submit([result("nope", 1, 0.0, [])], [])
@@ -164,15 +169,15 @@ def test_close_idempotent_and_before_start(tmp_path):
 
 
 def test_slow_annotation_does_not_block_submit(tmp_path, monkeypatch):
-    real = sinks_mod.annotate_frame
+    real = sinks_writer.annotate_frame
 
     def slow(*args, **kwargs):
         time.sleep(0.05)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sinks_mod, "annotate_frame", slow)
+    monkeypatch.setattr(sinks_writer, "annotate_frame", slow)
     n = 30
-    s = Sinks(tmp_path, ["a", "b"], video=True, queue_size=2)
+    s = Sinks(OutputConfig(dir=str(tmp_path), video=True, queue_size=2), ["a", "b"])
     s.start()
     worst = 0.0
     saw_behind = False
@@ -216,7 +221,7 @@ def _wait_for(cond, timeout: float = 5.0) -> None:
 @pytest.mark.parametrize("video", [False, True])
 def test_output_folder_removed_surfaces_on_submit(tmp_path, video):
     out = tmp_path / "out"
-    s = Sinks(out, ["a"], video=video)
+    s = Sinks(OutputConfig(dir=str(out), video=video), ["a"])
     s.start()
     s.submit([result("a", 1, 0.0, [(1, 1, 0, 0, 5, 5, 0.5, 0, 1)])], [])
     _wait_for(lambda: (out / "a.txt").stat().st_size > 0 and (not video or (out / "a.mp4").exists()))
@@ -231,7 +236,7 @@ def test_output_folder_removed_surfaces_on_submit(tmp_path, video):
 
 def test_disk_full_keeps_whole_lines(tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = sinks_mod._os_write
+    real = sink_files._os_write
 
     def flaky(fd, data):
         calls["n"] += 1
@@ -240,8 +245,8 @@ def test_disk_full_keeps_whole_lines(tmp_path, monkeypatch):
         real(fd, bytes(data[: max(1, len(data) // 2)]))  # a partial write, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(sinks_mod, "_os_write", flaky)
-    s = Sinks(tmp_path, ["a"], events=False)
+    monkeypatch.setattr(sink_files, "_os_write", flaky)
+    s = Sinks(OutputConfig(dir=str(tmp_path), events=False), ["a"])
     s.start()
     exc = _submit_until_error(s, 1)
     assert "No space left on device" in str(exc) and "a.txt" in str(exc)
@@ -254,4 +259,4 @@ def test_disk_full_keeps_whole_lines(tmp_path, monkeypatch):
 def test_unwritable_output_folder_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="cannot be written"):
-        Sinks(tmp_path / "file" / "out", ["a"]).start()
+        Sinks(OutputConfig(dir=str(tmp_path / "file" / "out")), ["a"]).start()

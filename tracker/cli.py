@@ -35,8 +35,8 @@ def _load_tracker_config(path: str | None):
 
 def cmd_track(args: argparse.Namespace) -> int:
     from streams.files import open_frames
-    from tracker.io.motio import read_mot_detections
-    from tracker.offline import compute_embeddings, track_sequence, write_mot
+    from tracker.io.motio import read_mot_detections, write_mot_results
+    from tracker.offline import compute_embeddings, track_sequence
 
     if args.fps <= 0:
         raise UserError(f"--fps must be positive, got {args.fps}")
@@ -65,7 +65,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     rows = track_sequence(dets, args.fps, cfg, embeddings, n_frames, show_progress=not args.quiet)
     elapsed = time.perf_counter() - t0
-    write_mot(args.out, rows)
+    write_mot_results(args.out, rows)
     ids = len(set(rows[:, 1].astype(int).tolist())) if len(rows) else 0
     print(f"wrote {len(rows)} rows, {ids} tracks, {n_frames} frames to {args.out} "
           f"(tracking {1000 * elapsed / max(n_frames, 1):.2f} ms/frame)")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
@@ -86,13 +84,3 @@ def track_sequence(dets: DetsByFrame, fps: float, config: TrackerConfig | None =
                                          b[:, 2] - b[:, 0], b[:, 3] - b[:, 1], out.scores[keep]]))
     return np.concatenate(rows) if rows else np.zeros((0, 7))
 
-
-def write_mot(path, rows: np.ndarray) -> None:
-    """Write (M, 7) rows as MOTChallenge results ``frame,id,l,t,w,h,score,-1,-1,-1`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w") as f:
-        for r in rows:
-            f.write(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{r[6]:.3f},-1,-1,-1\n")
-    os.replace(tmp, path)

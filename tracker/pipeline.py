@@ -129,10 +129,7 @@ class Pipeline:
         self.time_merge = not any(c.reader.live for c in self.cameras.values())
         out = cfg.output
         fps = {cid: (c.reader.nominal_fps or 10.0) for cid, c in self.cameras.items()}
-        self.sinks = Sinks(Path(out.dir), list(self.cameras), mot=out.mot, events=out.events, video=out.video,
-                           video_fps=fps, http=out.http, http_host=out.http_host, http_port=out.http_port,
-                           http_token=out.http_token, queue_size=out.queue_size,
-                           http_user=out.http_user, http_password=out.http_password)
+        self.sinks = Sinks(out, list(self.cameras), video_fps=fps)
         self.ticks = 0
         self.frames = 0
         self.stage_seconds = {"detect": 0.0, "reid": 0.0, "track": 0.0}

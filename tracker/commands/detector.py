@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from tracker.errors import UserError
+from tracker.io.atomic import atomic_path
 from tracker.models.detection import safe_ultralytics_load
 from tracker.models.lookup import cache_dir, resolve_model
 
@@ -149,15 +150,11 @@ def export_detector(weights: str, out: str | os.PathLike | None = None, dynamic:
             raise UserError("this Ultralytics version exports fp16 ONNX only on a CUDA GPU (--device 0); without "
                             "one drop --half (fp16 brings no speed-up on the CPU provider anyway)")
         # Whole or not at all: copy next to the destination, then rename over it.
-        part = dest.with_name(f".{dest.name}.part")
         try:
-            shutil.copyfile(exported, part)
-            os.replace(part, dest)
+            with atomic_path(dest) as part:
+                shutil.copyfile(exported, part)
         except OSError as exc:
             raise UserError(f"cannot write {dest}: {exc.strerror}") from None
-        finally:
-            if part.exists():
-                part.unlink()
     return dest
 
 

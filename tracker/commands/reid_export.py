@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import re
 import warnings
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tracker.errors import UserError
+from tracker.io.atomic import atomic_path
 from tracker.models.reid import IMAGENET_MEAN, IMAGENET_STD
 
 MIN_COSINE = 0.999  # ONNX vs torch, per crop; float32 exports agree to about 1e-6
@@ -186,9 +186,7 @@ def export_reid(arch: str, weights: Path, out: Path, num_classes: int | None = N
     model.eval()
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.part")  # renamed onto out only after the check
-    try:
+    with atomic_path(out) as tmp:  # renamed onto out only after the check
         _export(model, tmp, height, width, opset)
         _add_metadata(tmp, {
             "mean": json.dumps(list(IMAGENET_MEAN)), "std": json.dumps(list(IMAGENET_STD)), "color": "rgb",
@@ -198,11 +196,7 @@ def export_reid(arch: str, weights: Path, out: Path, num_classes: int | None = N
         if not cos >= MIN_COSINE:
             raise UserError(f"exported model disagrees with torch: min cosine {cos:.5f} < {MIN_COSINE} "
                             f"(try another --opset); nothing written")
-        os.replace(tmp, out)
-        return cos
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return cos
 
 
 def cmd_export_reid(args: argparse.Namespace) -> int:

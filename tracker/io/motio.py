@@ -56,3 +56,31 @@ def read_mot_detections(path: str | Path, min_score: float = -np.inf) -> dict[in
     ends = np.append(starts[1:], len(frames))
     return {int(f): (tlbr[s:e], scores[s:e]) for f, s, e in zip(uniq, starts, ends, strict=False)}
 
+
+
+
+def mot_result_lines(frame_index: int, ids: np.ndarray, tlwh: np.ndarray, scores: np.ndarray) -> str:
+    """MOTChallenge result lines ``frame,id,left,top,width,height,score,-1,-1,-1``, one per row.
+
+    Args:
+        frame_index: the frame (1-based, as in the detection and ground-truth files).
+        ids: (M,) identities written in the id column.
+        tlwh: (M, 4) boxes, left, top, width, height in pixels.
+        scores: (M,) detection scores.
+    """
+    out = []
+    for i in range(len(ids)):
+        l, t, w, h = (float(v) for v in tlwh[i])
+        out.append(f"{int(frame_index)},{int(ids[i])},{l:.2f},{t:.2f},{w:.2f},{h:.2f},{float(scores[i]):.3f},-1,-1,-1\n")
+    return "".join(out)
+
+
+def write_mot_results(path: str | Path, rows: np.ndarray) -> None:
+    """Write (M, 7) rows ``frame, id, left, top, width, height, score`` (in frame order) as a MOTChallenge
+    result file, whole or not at all; the same line format as the live pipeline's ``<camera>.txt``."""
+    from tracker.io.atomic import atomic_path
+
+    rows = np.asarray(rows, np.float64).reshape(-1, 7)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        for r in rows:
+            f.write(mot_result_lines(int(r[0]), r[1:2], r[None, 2:6], r[6:7]))

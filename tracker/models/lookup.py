@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.errors import UserError
+from tracker.io.atomic import atomic_path
 
 ENV_MODEL_DIR = "MCTRACK_MODEL_DIR"
 ENV_CACHE = "MCTRACK_CACHE"
@@ -93,19 +93,14 @@ def sha256_of(path: Path) -> str:
 
 
 def _download(model: KnownModel, dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=30) as resp:
-            shutil.copyfileobj(resp, out)
-        if os.path.getsize(tmp) == 0:
-            raise UserError(f"download of {model.url} gave an empty file")
-        if model.sha256 and sha256_of(Path(tmp)) != model.sha256:
-            raise UserError(f"download of {model.url} failed its checksum; not using it")
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(model.url, timeout=30) as resp:
+                shutil.copyfileobj(resp, out)
+            if os.path.getsize(tmp) == 0:
+                raise UserError(f"download of {model.url} gave an empty file")
+            if model.sha256 and sha256_of(tmp) != model.sha256:
+                raise UserError(f"download of {model.url} failed its checksum; not using it")
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise UserError(f"cannot download model {model.filename} from {model.url}: {exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
