@@ -81,7 +81,7 @@ def _log(msg: str) -> None:
 def compute(det_path: Path, video_path: Path, model_path: Path, batch_frames: int = 8,
             cpu_threads: int = 0) -> dict[int, FrameDets]:
     """Embed every detection of ``det_path`` on the frames of ``video_path`` (frame n = det frame n)."""
-    from streams.files import VideoFileSource
+    from streams import SourceReader
     from tracker.io.motio import read_mot_detections
     from tracker.models.reid import ReIDEncoder
 
@@ -104,7 +104,7 @@ def compute(det_path: Path, video_path: Path, model_path: Path, batch_frames: in
             n_boxes += len(e)
         pending.clear()
 
-    with VideoFileSource(video_path) as src:
+    with SourceReader("video", str(video_path)) as src:
         for frame in src:
             if frame.index in dets and len(dets[frame.index][0]):
                 pending.append((frame.index, frame.image))

@@ -300,9 +300,9 @@ def read_fps(seq_dir: Path) -> float:
 
 
 def video_frames(video: Path):
-    from streams.files import VideoFileSource
+    from streams import SourceReader
 
-    with VideoFileSource(video) as src:
+    with SourceReader("video", str(video)) as src:
         for fr in src:
             yield fr.index, fr.image
 

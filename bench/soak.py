@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.files import Frame  # noqa: E402
+from streams.frame import Frame  # noqa: E402
 from tracker.config import OutputConfig
 from tracker.core.config import TrackerConfig  # noqa: E402
 from tracker.core.ids import IdAllocator  # noqa: E402

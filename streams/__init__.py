@@ -10,9 +10,9 @@
     reader.close()
 
 Files and image folders deliver every frame (``pace=True``: like a live camera); RTSP/HTTP
-URLs and webcams keep the newest frames and reconnect by themselves. ``VideoFileSource`` /
-``FrameDirSource`` are the plain synchronous iterators used by offline runs. ``mask_url``
-hides credentials in stream URLs; everything here logs and reports URLs masked.
+URLs and webcams keep the newest frames and reconnect by themselves; ``for frame in reader`` reads a
+file to its end. ``streams.timeline.TimelineReader`` replays frame numbers without pictures (a detection
+file alone). ``mask_url`` hides credentials in stream URLs; everything here logs and reports URLs masked.
 """
 
 import importlib
@@ -20,13 +20,12 @@ import importlib
 # Names load on first use (PEP 562), so ``streams.errors`` / ``streams.masking`` import without OpenCV.
 _EXPORTS = {
     "END": "reader", "SourceHealth": "reader", "SourceReader": "reader", "SourceState": "reader",
-    "open_source": "reader", "Frame": "files", "FrameDirSource": "files", "VideoFileSource": "files",
-    "open_frames": "files", "mask_text": "masking", "mask_url": "masking", "SourceError": "errors",
+    "open_source": "reader", "Frame": "frame", "mask_text": "masking", "mask_url": "masking", "SourceError": "errors",
 }
 
 __all__ = [
-    "SourceError", "END", "Frame", "FrameDirSource", "SourceHealth", "SourceReader", "SourceState", "VideoFileSource",
-    "mask_text", "mask_url", "open_frames", "open_source",
+    "SourceError", "END", "Frame", "SourceHealth", "SourceReader", "SourceState", "mask_text", "mask_url",
+    "open_source",
 ]
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from streams.capture import TRANSPORTS, URL_SCHEMES, LiveClock, OpenFailed, open_url, open_webcam, sane_fps
 from streams.errors import SourceError
-from streams.files import _IMAGE_EXT, Frame
+from streams.frame import IMAGE_EXT, Frame
 from streams.masking import mask_text, mask_url
 
 log = logging.getLogger("streams")
@@ -334,7 +334,7 @@ class SourceReader:
 
         def images(d: Path) -> list[Path]:
             try:
-                return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXT)
+                return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXT)
             except OSError as exc:
                 raise SourceError(f"camera {self.camera_id}: cannot list frame folder {d}: {exc.strerror}") from None
 
@@ -343,7 +343,7 @@ class SourceReader:
             folder = folder / "img1"
             files = images(folder)
         if not files:
-            raise SourceError(f"camera {self.camera_id}: no images ({', '.join(sorted(_IMAGE_EXT))}) in {folder}")
+            raise SourceError(f"camera {self.camera_id}: no images ({', '.join(sorted(IMAGE_EXT))}) in {folder}")
         image = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
         if image is None:
             raise SourceError(f"camera {self.camera_id}: cannot decode image {files[0]}")

@@ -16,7 +16,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from streams.files import Frame
+from streams.frame import Frame
 from tracker.config import OutputConfig
 from tracker.core.types import TrackOutput
 from tracker.io.liveview import LiveView, escape_label_value, format_metric_value

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import tracker.multicam.store as store_mod
-from streams.files import Frame
+from streams.frame import Frame
 from tests.test_faults import _cli_config
 from tracker.config import OutputConfig, RunConfig
 from tracker.core.config import from_dict

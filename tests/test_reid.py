@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from streams.files import VideoFileSource
+from streams import SourceReader
 from tracker.errors import UserError
 from tracker.io.motio import read_mot_detections
 from tracker.models.reid import ReIDEncoder
@@ -21,7 +21,7 @@ def pets_frames(pets):
     gt = np.loadtxt(pets / "gt" / "gt.txt", delimiter=",")
     want = {1, 2, 400}
     frames = {}
-    with VideoFileSource(pets / "video" / "vtest.avi", fps=7) as src:
+    with SourceReader("pets", str(pets / "video" / "vtest.avi"), fps=7) as src:
         for f in src:
             if f.index in want:
                 frames[f.index] = f.image

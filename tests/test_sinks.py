@@ -14,7 +14,7 @@ import pytest
 
 import tracker.io.sinks.files as sink_files
 import tracker.io.sinks.writer as sinks_writer
-from streams.files import Frame
+from streams.frame import Frame
 from tracker.config import OutputConfig
 from tracker.core.types import TrackOutput
 from tracker.errors import UserError

@@ -15,13 +15,10 @@ import pytest
 from streams import (
     END,
     Frame,
-    FrameDirSource,
     SourceReader,
     SourceState,
-    VideoFileSource,
     mask_text,
     mask_url,
-    open_frames,
     open_source,
 )
 from streams.capture import LiveClock, ffmpeg_options
@@ -283,18 +280,6 @@ def test_missing_webcam_gives_up_after_max_reconnects():
     h = reader.health()
     reader.close()
     assert h.state == "failed" and h.connect_failures == 2 and h.reconnects == 1
-
-
-# ------------------------------------------------------------------ the existing synchronous sources
-
-
-def test_existing_file_sources_still_work(video, tmp_path):
-    with VideoFileSource(video, "v") as src:
-        assert len(src) == 40 and [f.index for f in src][-1] == 40
-    folder = make_folder(tmp_path / "img1", 3)
-    with FrameDirSource(folder, "d", fps=3.0) as src:
-        assert [f.timestamp for f in src] == pytest.approx([0, 1 / 3, 2 / 3])
-    assert isinstance(open_frames(video=str(video)), VideoFileSource)
 
 
 # ------------------------------------------------------------------ masking

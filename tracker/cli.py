@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
+from pathlib import Path
 
 from tracker.errors import USER_ERRORS, UserError
 
@@ -34,41 +34,63 @@ def _load_tracker_config(path: str | None):
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from streams.files import open_frames
-    from tracker.io.motio import read_mot_detections, write_mot_results
-    from tracker.offline import compute_embeddings, track_sequence
+    """One sequence from a detection file, through the same pipeline as ``run`` (one camera, no live view)."""
+    import os
+    import signal
+    import tempfile
+
+    import numpy as np
+
+    from tracker.config import CameraConfig, OutputConfig, PipelineConfig, ReIDConfig, RunConfig
+    from tracker.io.motio import read_mot_detections
+    from tracker.pipeline import Pipeline
 
     if args.fps <= 0:
         raise UserError(f"--fps must be positive, got {args.fps}")
     cfg = _load_tracker_config(args.config)
-    dets = read_mot_detections(args.dets)
+    dets = read_mot_detections(args.dets)  # checked here: one clear error before anything starts
     n_frames = max(dets) if dets else 0
     log.info("%s: %d detections in %d frames", args.dets, sum(len(s) for _, s in dets.values()), len(dets))
-    embeddings = None
-    source = open_frames(args.video, args.frames, args.fps)
-    if args.reid and source is None:
+    source = args.video or args.frames or ""
+    if args.reid and not source:
         log.warning("--reid needs --video or --frames to cut person crops from; tracking on motion only")
-    elif source is not None and not args.reid:
+    elif source and not args.reid:
         log.info("no --reid model given: tracking on motion only")
-    elif source is not None:
-        from tracker.models.lookup import resolve_model
-        from tracker.models.reid import ReIDEncoder
-
-        model = resolve_model(args.reid, args.model_dir)
-        encoder = ReIDEncoder(model, providers=tuple(args.providers.split(",")), cpu_threads=args.threads)
-        t0 = time.perf_counter()
-        with source:
-            embeddings = compute_embeddings(dets, source, encoder, show_progress=not args.quiet)
-        n = sum(len(e) for e in embeddings.values())
-        log.info("embedded %d crops in %.1f s (%.0f crops/s)", n, time.perf_counter() - t0,
-                 n / max(time.perf_counter() - t0, 1e-9))
-    t0 = time.perf_counter()
-    rows = track_sequence(dets, args.fps, cfg, embeddings, n_frames, show_progress=not args.quiet)
-    elapsed = time.perf_counter() - t0
-    write_mot_results(args.out, rows)
+    reid = ReIDConfig(enabled=bool(args.reid and source), model=args.reid or ReIDConfig().model,
+                      providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+                      cpu_threads=args.threads)
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.")
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    with tmp as work:
+        run_cfg = RunConfig(cameras=(CameraConfig(id="seq", source=str(source), detections=str(args.dets),
+                                                  fps=args.fps),),
+                            tracker=cfg, reid=reid, output=OutputConfig(dir=work, events=False),
+                            pipeline=PipelineConfig(model_dir=args.model_dir, status_interval=0.0))
+        pipeline = Pipeline(run_cfg)
+        previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
+        try:
+            summary = pipeline.run(progress=not args.quiet)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if summary["interrupted"]:
+            raise KeyboardInterrupt
+        done = summary["cameras"]["seq"]["frames"]
+        if reid.enabled:
+            n = sum(len(s) for f, (_, s) in dets.items() if f <= done)
+            secs = pipeline.stage_seconds["reid"]
+            log.info("embedded %d crops in %.1f s (%.0f crops/s)", n, secs, n / max(secs, 1e-9))
+        if source and done < n_frames:
+            raise UserError(f"the video/frames end after frame {done}, before detection frame {n_frames}; "
+                            f"nothing written")
+        os.replace(Path(work) / "seq.txt", out)
+    rows = np.loadtxt(out, delimiter=",", ndmin=2) if out.stat().st_size else np.zeros((0, 10))
     ids = len(set(rows[:, 1].astype(int).tolist())) if len(rows) else 0
-    print(f"wrote {len(rows)} rows, {ids} tracks, {n_frames} frames to {args.out} "
-          f"(tracking {1000 * elapsed / max(n_frames, 1):.2f} ms/frame)")
+    print(f"wrote {len(rows)} rows, {ids} tracks, {max(done, n_frames)} frames to {out} "
+          f"(tracking {summary['stage_ms_per_tick']['track']:.2f} ms/frame)")
     return 0
 
 

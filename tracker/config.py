@@ -37,7 +37,8 @@ class CameraConfig:
     id: str = _f("", "camera id, unique in the file; names the output files (<id>.txt, <id>.mp4).")
     source: str = _f(
         "", "video file, image folder, rtsp:// or http(s):// URL, or a webcam index (0, 1, ...). "
-        "Credentials in URLs are masked in every log and output.", int_ok=True)
+        "Credentials in URLs are masked in every log and output. Empty with detections and fps: replay the "
+        "detection file without pictures (motion only).", int_ok=True)
     detections: str | None = _f(
         None, "MOTChallenge detection file (frame,-1,left,top,w,h,score,...) used instead of the "
         "detector for this camera (offline benchmarks; frame n of the file = n-th frame of the source).")
@@ -149,8 +150,9 @@ def check_run_config(cfg: RunConfig) -> None:
     for i, cam in enumerate(cfg.cameras):
         if not cam.id:
             raise UserError(f"config key 'cameras[{i}].id' is required")
-        if not cam.source:
-            raise UserError(f"config key 'cameras[{i}].source' is required (camera '{cam.id}')")
+        if not cam.source and not (cam.detections and cam.fps):
+            raise UserError(f"config key 'cameras[{i}].source' is required (camera '{cam.id}'), unless the camera "
+                            "replays a detection file without pictures (then give detections and fps)")
         if cam.id in seen:
             raise UserError(f"config: camera id '{cam.id}' is used twice; camera ids must be unique")
         if not all(c.isalnum() or c in "-_." for c in cam.id):

@@ -1,4 +1,9 @@
-"""Offline runs over MOTChallenge detection files: the engine behind ``run.py track``."""
+"""In-process replay of a MOTChallenge detection file, for benchmarks that run thousands of sequences.
+
+``mctrack track`` runs the live pipeline (``tracker.pipeline``) on the file instead; both step the same
+``CameraTracker`` with the same timestamps (frame ``f`` at ``(f - 1) / fps``), and
+``tests/test_cli.py`` checks that they write the same rows.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,6 @@ from tracker.core.config import TrackerConfig
 from tracker.core.ids import IdAllocator
 from tracker.core.tracker import CameraTracker
 from tracker.core.types import Detections
-from tracker.errors import UserError
 
 DetsByFrame = dict[int, tuple[np.ndarray, np.ndarray]]
 
@@ -26,35 +30,6 @@ def progress(iterable: Iterable, total: int | None, desc: str, enabled: bool = T
         return iterable
     return tqdm(iterable, total=total, desc=desc, unit="frame", file=sys.stderr, leave=False,
                 disable=None)
-
-
-def compute_embeddings(dets: DetsByFrame, source, encoder, show_progress: bool = True) -> dict[int, np.ndarray]:
-    """Embed every detection box of every frame of ``source``.
-
-    Args:
-        dets: {frame (1-based): (tlbr (N,4) pixels, scores (N,))}.
-        source: iterable of frames with ``index`` (1-based) and ``image`` (H,W,3 uint8 BGR).
-        encoder: a ``ReIDEncoder``.
-    Returns:
-        {frame: (N, D) float32 unit-norm}, rows aligned with ``dets[frame]``.
-    """
-    out: dict[int, np.ndarray] = {}
-    last = max(dets) if dets else 0
-    total = None
-    try:
-        total = min(len(source), last) if last else len(source)
-    except TypeError:
-        pass
-    for frame in progress(source, total, "embedding", show_progress):
-        if frame.index > last:
-            break
-        if frame.index in dets:
-            out[frame.index] = encoder.embed([frame.image], [dets[frame.index][0]])[0]
-    missing = set(dets) - set(out)
-    if missing:
-        raise UserError(f"the video/frames end before detection frame {min(missing)} "
-                        f"({len(missing)} detection frames have no image)")
-    return out
 
 
 def track_sequence(dets: DetsByFrame, fps: float, config: TrackerConfig | None = None,

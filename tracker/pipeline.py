@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tracker.api import MultiCameraTracker
 from tracker.config import RunConfig, check_run_config
-from tracker.core.ids import IdAllocator
 from tracker.core.tracker import CameraTracker
 from tracker.core.types import Detections
 from tracker.errors import UserError
@@ -90,21 +90,22 @@ class Pipeline:
         """``detector`` / ``encoder`` replace the configured models (tests, custom models): any object
         with ``detect(frames) -> [FrameDetections]`` / ``embed(frames, boxes) -> [embeddings]``."""
         from streams import SourceReader
+        from streams.timeline import TimelineReader
         from tracker.io.motio import read_mot_detections
         from tracker.io.sinks import Sinks
 
         check_run_config(cfg)
         self.cfg = cfg
         self._stop = threading.Event()
-        self.registry = None
         self.saver = None  # registry_store.StoreSaver when multicam.store is set
         self._registry_now = 0.0  # the registry's clock: the latest tick's time
         self._tick_events: list[dict] = []  # the registry's corrections of the current tick
         self._restored = 0
+        # Per-camera trackers, batched ReID and the identity registry: the same object library users drive.
+        self.tracking = MultiCameraTracker([c.id for c in cfg.cameras], cfg.tracker, cfg.multicam,
+                                           identities=cfg.multicam.enabled)
+        self.registry = self.tracking.registry
         if cfg.multicam.enabled:
-            from tracker.multicam.registry import IdentityRegistry
-
-            self.registry = IdentityRegistry(cfg.multicam)
             if cfg.multicam.store:
                 self._restore_registry()  # before the sources and models: a bad store is reported at once
         elif cfg.multicam.store:
@@ -114,13 +115,16 @@ class Pipeline:
         try:
             for cam in cfg.cameras:
                 dets = read_mot_detections(cam.detections) if cam.detections else None
-                reader = SourceReader(cam.id, cam.source, fps=cam.fps, pace=cam.pace, queue_size=cam.queue_size,
-                                      transport=cam.transport, open_timeout=cam.open_timeout,
-                                      read_timeout=cam.read_timeout, clock_origin=clock_origin)
+                if cam.source:
+                    reader = SourceReader(cam.id, cam.source, fps=cam.fps, pace=cam.pace, queue_size=cam.queue_size,
+                                          transport=cam.transport, open_timeout=cam.open_timeout,
+                                          read_timeout=cam.read_timeout, clock_origin=clock_origin)
+                else:  # detections without pictures: frames 1..last detection frame, motion only
+                    reader = TimelineReader(cam.id, cam.fps, max(dets) if dets else 0)
                 reader.open()
                 if dets and reader.frame_size:
                     dets = _drop_outside(dets, reader.frame_size, cam.id)
-                self.cameras[cam.id] = _Camera(cam, reader, CameraTracker(cfg.tracker, IdAllocator()), dets)
+                self.cameras[cam.id] = _Camera(cam, reader, self.tracking.trackers[cam.id], dets)
             # Models load after the sources opened, so a bad camera path is reported before a slow model load.
             self._load_models(cfg, detector, encoder)
         except BaseException:
@@ -147,13 +151,14 @@ class Pipeline:
             d = cfg.detector
             self.detector = Detector(resolve_model(d.model, model_dir), backend=d.backend, providers=d.providers,
                                      cpu_threads=d.cpu_threads, conf=d.conf, iou=d.iou, imgsz=d.imgsz or None)
-        self.encoder = encoder
+        self.encoder = self.tracking.encoder = encoder
         if cfg.reid.enabled and encoder is None:
             from tracker.models.reid import ReIDEncoder
 
             r = cfg.reid
             self.encoder = ReIDEncoder(resolve_model(r.model, model_dir), providers=r.providers,
                                        cpu_threads=r.cpu_threads, max_batch=r.max_batch)
+            self.tracking.encoder = self.encoder
 
     # ------------------------------------------------------------------ registry store
     def _restore_registry(self) -> None:
@@ -288,17 +293,14 @@ class Pipeline:
             if cam.dets_by_frame is not None:
                 per_cam[i] = cam.dets_by_frame.get(frame.index, empty)
         t1 = time.perf_counter()
-        embeddings = [None] * len(batch)
-        if self.encoder is not None:
-            embeddings = self.encoder.embed([f.image for f in frames], [d[0] for d in per_cam])
-        t2 = time.perf_counter()
-        outputs = {}
-        for (cam, frame, _), (tlbr, scores), emb in zip(batch, per_cam, embeddings, strict=True):
-            outputs[cam.cfg.id] = cam.tracker.update(Detections(tlbr, scores, frame.timestamp, emb, frame.index))
+        dets = {cam.cfg.id: Detections(tlbr, scores, frame.timestamp, None, frame.index)
+                for (cam, frame, _), (tlbr, scores) in zip(batch, per_cam, strict=True)}
+        images = {cam.cfg.id: frame.image for cam, frame, _ in batch}
+        reid_before = self.tracking.reid_seconds
+        now = max(f.timestamp for f in frames)
+        outputs, _ = self.tracking.step(dets, images, now)
+        t2 = t1 + (self.tracking.reid_seconds - reid_before)
         if self.registry is not None:
-            now = max(f.timestamp for f in frames)
-            outputs = self.registry.update(now, outputs, {c.cfg.id: e for (c, _, _), e in
-                                                          zip(batch, embeddings, strict=True)})
             self._registry_now = now
             self._tick_events.extend(self.registry.drain_events())  # corrections, written with this tick
         results = []

@@ -162,7 +162,7 @@ def load_images(specs: Sequence[ImageSpec]) -> dict[ImageSpec, np.ndarray]:
     """
     import cv2
 
-    from streams.files import VideoFileSource
+    from streams import SourceReader
 
     out: dict[ImageSpec, np.ndarray] = {}
     by_video: dict[Path, dict[int, list[ImageSpec]]] = {}
@@ -178,7 +178,7 @@ def load_images(specs: Sequence[ImageSpec]) -> dict[ImageSpec, np.ndarray]:
     for path, frames in by_video.items():
         last = max(frames)
         n = 0
-        with VideoFileSource(path) as source:
+        with SourceReader("image", str(path)) as source:
             for frame in source:  # sequential decoding: exact frame numbers for any codec
                 n = frame.index
                 for spec in frames.get(n, ()):

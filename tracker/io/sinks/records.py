@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streams.files import Frame
+from streams.frame import Frame
 from tracker.core.types import TrackOutput
 
 SHOW_IDS = ("global_or_local", "local", "both")

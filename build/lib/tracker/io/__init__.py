@@ -1,1 +1,0 @@
-"""Inputs and outputs around the core: MOTChallenge files, config files, result writers (sinks) and the live view."""

@@ -1,1 +1,0 @@
-"""Cross-camera identities: the identity registry (``registry``), its config and its SQLite store (``store``)."""
