@@ -19,7 +19,7 @@ import importlib
 
 # Names load on first use (PEP 562), so ``streams.errors`` / ``streams.masking`` import without OpenCV.
 _EXPORTS = {
-    "END": "reader", "SourceHealth": "reader", "SourceReader": "reader", "SourceState": "reader",
+    "END": "frame", "SourceHealth": "frame", "SourceReader": "reader", "SourceState": "frame",
     "open_source": "reader", "Frame": "frame", "mask_text": "masking", "mask_url": "masking", "SourceError": "errors",
 }
 

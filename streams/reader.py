@@ -28,8 +28,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import cv2
@@ -37,7 +35,7 @@ import numpy as np
 
 from streams.capture import TRANSPORTS, URL_SCHEMES, LiveClock, OpenFailed, open_url, open_webcam, sane_fps
 from streams.errors import SourceError
-from streams.frame import IMAGE_EXT, Frame
+from streams.frame import END, IMAGE_EXT, Frame, SourceHealth, SourceState, _EndType
 from streams.masking import mask_text, mask_url
 
 log = logging.getLogger("streams")
@@ -49,58 +47,6 @@ BACKOFF_START = 0.5  # s before the first retry; doubled per consecutive failure
 MAX_BAD_READS = 5  # consecutive failed reads (returning at once) before a stream or file counts as ended
 RAW_JPEG_GIVE_UP = 25  # well-formed JPEGs OpenCV cannot decode, with no good one, before FFmpeg decodes instead
 _JPEG_PAD = b"\r\n\t \x00"  # what may follow a JPEG's end marker in a multipart part
-
-
-class _EndType:
-    """Type of ``END``: returned by ``SourceReader.get`` once the source is finished."""
-
-    _instance: _EndType | None = None
-
-    def __new__(cls):
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "END"
-
-    def __reduce__(self):
-        return "END"
-
-
-END = _EndType()
-
-
-class SourceState(str, Enum):
-    """Where a source stands. Compares equal to its string value ('streaming', ...)."""
-
-    CONNECTING = "connecting"  # first open in progress (files: before the thread starts)
-    STREAMING = "streaming"  # frames are flowing
-    RECONNECTING = "reconnecting"  # the stream was lost or could not be opened; retrying with backoff
-    FINISHED = "finished"  # file or folder read to the end, or the reader was closed
-    FAILED = "failed"  # gave up: could not open/read and no retries left, or an error in the reader
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class SourceHealth:
-    """A snapshot of one source's health. Credentials are masked in every field."""
-
-    camera_id: str
-    source: str  # the source, URL credentials masked
-    state: SourceState
-    live: bool
-    frames_in: int  # frames read from the source and queued (each got an index)
-    frames_dropped: int  # queued frames discarded because newer ones arrived (live sources only)
-    frames_skipped: int  # frames never queued: corrupt, and (live) blank, repeated, or stale backlog after connecting
-    reconnects: int  # connection attempts after the first one (retries after a loss or failed open)
-    connect_failures: int  # attempts that failed to open the source
-    last_frame_age: float | None  # seconds since the last frame arrived; None before the first
-    last_error: str | None  # the latest problem, one line, masked; stays set after recovery
-    frame_size: tuple[int, int] | None  # (width, height) of the latest frame
-    frames_corrupt: int = 0  # frames skipped because they could not be decoded or were truncated (files too)
 
 
 class _FrameQueue:
@@ -144,7 +90,7 @@ class _FrameQueue:
             self._closed = self._finished = True
             self._cond.notify_all()
 
-    def get(self, timeout: float | None, latest: bool = False):
+    def get(self, timeout: float | None):
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         with self._cond:
             while not self._items:
@@ -154,10 +100,6 @@ class _FrameQueue:
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            if latest:
-                while len(self._items) > 1:
-                    self._items.popleft()
-                    self.dropped += 1
             frame = self._items.popleft()
             self._cond.notify_all()
             return frame
@@ -398,12 +340,6 @@ class SourceReader:
         if self._thread is None:
             raise RuntimeError(f"camera {self.camera_id}: get() before open()")
         return self._queue.get(timeout)
-
-    def get_latest(self, timeout: float | None = None) -> Frame | _EndType | None:
-        """Like ``get`` but returns the newest queued frame, dropping (and counting) older ones."""
-        if self._thread is None:
-            raise RuntimeError(f"camera {self.camera_id}: get_latest() before open()")
-        return self._queue.get(timeout, latest=True)
 
     def __iter__(self) -> Iterator[Frame]:
         """Frames until END (opens the source if needed)."""

@@ -11,8 +11,7 @@ import time
 from collections.abc import Iterator
 
 from streams.errors import SourceError
-from streams.frame import Frame
-from streams.reader import END, SourceHealth, SourceState
+from streams.frame import END, Frame, SourceHealth, SourceState
 
 
 class TimelineReader:

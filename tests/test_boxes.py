@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tracker.core.boxes import clip_tlbr, iou_matrix, tlbr_to_tlwh, tlbr_to_xywh, tlwh_to_tlbr, xywh_to_tlbr
+from tracker.core.boxes import iou_matrix, tlbr_to_tlwh, tlbr_to_xywh, tlwh_to_tlbr, xywh_to_tlbr
 
 
 def test_round_trips():
@@ -31,8 +31,3 @@ def test_iou_shapes_and_empty():
     assert iou_matrix(a, a[:3]).shape == (5, 3)
     assert np.allclose(np.diag(iou_matrix(a, a)), 1.0)
     assert iou_matrix(a, np.zeros((0, 4))).shape == (5, 0)
-
-
-def test_clip():
-    out = clip_tlbr(np.array([[-5, -5, 700, 500]]), 640, 480)
-    assert out.tolist() == [[0, 0, 640, 480]]

@@ -105,8 +105,6 @@ def test_frame_detections_is_checked_and_read_only():
         fd.tlbr[0, 0] = 1
     with pytest.raises(ValueError):
         FrameDetections(np.zeros((2, 4)), np.ones(3), np.zeros(2))
-    d = fd.to_detections(timestamp=1.5, frame_index=7)
-    assert len(d) == 2 and d.timestamp == 1.5 and d.embeddings is None
 
 
 # ------------------------------------------------------------------------------------ real models

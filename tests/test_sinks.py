@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+import tracker.io.sinks.annotate as sink_annotate
 import tracker.io.sinks.files as sink_files
-import tracker.io.sinks.writer as sinks_writer
 from streams.frame import Frame
 from tracker.config import OutputConfig
 from tracker.core.types import TrackOutput
@@ -169,13 +169,13 @@ def test_close_idempotent_and_before_start(tmp_path):
 
 
 def test_slow_annotation_does_not_block_submit(tmp_path, monkeypatch):
-    real = sinks_writer.annotate_frame
+    real = sink_annotate.annotate_frame
 
     def slow(*args, **kwargs):
         time.sleep(0.05)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sinks_writer, "annotate_frame", slow)
+    monkeypatch.setattr(sink_annotate, "annotate_frame", slow)
     n = 30
     s = Sinks(OutputConfig(dir=str(tmp_path), video=True, queue_size=2), ["a", "b"])
     s.start()

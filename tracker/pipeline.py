@@ -89,7 +89,6 @@ class Pipeline:
     def __init__(self, cfg: RunConfig, detector=None, encoder=None):
         """``detector`` / ``encoder`` replace the configured models (tests, custom models): any object
         with ``detect(frames) -> [FrameDetections]`` / ``embed(frames, boxes) -> [embeddings]``."""
-        from streams import SourceReader
         from streams.timeline import TimelineReader
         from tracker.io.motio import read_mot_detections
         from tracker.io.sinks import Sinks
@@ -116,6 +115,8 @@ class Pipeline:
             for cam in cfg.cameras:
                 dets = read_mot_detections(cam.detections) if cam.detections else None
                 if cam.source:
+                    from streams import SourceReader
+
                     reader = SourceReader(cam.id, cam.source, fps=cam.fps, pace=cam.pace, queue_size=cam.queue_size,
                                           transport=cam.transport, open_timeout=cam.open_timeout,
                                           read_timeout=cam.read_timeout, clock_origin=clock_origin)

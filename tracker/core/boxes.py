@@ -63,11 +63,3 @@ def iou_matrix(a_tlbr: np.ndarray, b_tlbr: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     return iou
-
-
-def clip_tlbr(tlbr: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Clip (N,4) tlbr boxes to the image ``[0, width] x [0, height]`` (pixels)."""
-    out = np.array(tlbr, dtype=np.float32, copy=True)
-    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
-    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
-    return out

@@ -17,7 +17,3 @@ class IdAllocator:
             value = self._next
             self._next += 1
             return value
-
-    def peek(self) -> int:
-        """The id the next call to ``next`` will return."""
-        return self._next

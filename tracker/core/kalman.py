@@ -13,7 +13,6 @@ import numpy as np
 
 from tracker.core.config import KalmanConfig
 
-NDIM = 4
 # 95 % quantile of chi-square with 4 degrees of freedom: Mahalanobis gate for (x, y, w, h).
 CHI2_95_4DOF = 9.4877
 

@@ -33,8 +33,3 @@ def atomic_path(dest: str | os.PathLike, mode: int | None = None) -> Iterator[Pa
             tmp_path.unlink()
         raise
 
-
-def write_text_atomic(dest: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``dest`` whole or not at all."""
-    with atomic_path(dest) as tmp:
-        tmp.write_text(text)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracker.core.boxes import tlwh_to_tlbr
 from tracker.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,7 @@ def read_mot_detections(path: str | Path, min_score: float = -np.inf) -> dict[in
         raise UserError(f"malformed detection file {path}: expected at least 7 columns "
                         f"(frame,id,left,top,w,h,score), got {data.shape[1]}")
     with np.errstate(over="ignore", invalid="ignore"):
-        tlbr = data[:, 2:6].astype(np.float32)
-        tlbr[:, 2:] += tlbr[:, :2]
+        tlbr = tlwh_to_tlbr(data[:, 2:6].astype(np.float32))
         ok = (np.isfinite(data[:, :7]).all(axis=1) & np.isfinite(tlbr).all(axis=1)
               & (tlbr[:, 2] > tlbr[:, 0]) & (tlbr[:, 3] > tlbr[:, 1]))
     if not ok.all():

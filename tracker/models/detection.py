@@ -25,7 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.core.types import Detections, _as_array
+from tracker.core.boxes import iou_matrix
+from tracker.core.types import _as_array
 from tracker.errors import UserError
 from tracker.models.onnx_session import create_session
 
@@ -68,10 +69,6 @@ class FrameDetections:
 
     def __len__(self) -> int:
         return self.tlbr.shape[0]
-
-    def to_detections(self, timestamp: float, frame_index: int = -1) -> Detections:
-        """The tracker's input for this frame (no embeddings yet; class ids are dropped)."""
-        return Detections(self.tlbr, self.scores, timestamp, None, frame_index)
 
     @staticmethod
     def empty() -> FrameDetections:
@@ -294,8 +291,6 @@ def nms(tlbr: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: in
     if n == 0:
         return np.zeros(0, np.int64)
     boxes = np.asarray(tlbr, np.float64)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     order = np.argsort(-np.asarray(scores), kind="stable")
     keep = []
     limit = max_keep or n
@@ -303,11 +298,7 @@ def nms(tlbr: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: in
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        iw = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
-        ih = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
-        inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
-        order = rest[iou <= iou_threshold]
+        order = rest[iou_matrix(boxes[i:i + 1], boxes[rest])[0] <= iou_threshold]
     return np.asarray(keep, np.int64)
 
 

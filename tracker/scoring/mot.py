@@ -161,7 +161,7 @@ def _load_results(path: Path) -> _Boxes:
 # Preprocessing (MotChallenge2DBox.get_preprocessed_seq_data, vectorised where the per-frame matching allows)
 
 
-def _iou_tlwh(a_tlwh: np.ndarray, b_tlwh: np.ndarray) -> np.ndarray:
+def trackeval_box_iou(a_tlwh: np.ndarray, b_tlwh: np.ndarray) -> np.ndarray:
     """IoU of (M,4) and (N,4) float64 ``tlwh`` pixel boxes -> (M,N) float64; trackeval's _calculate_box_ious.
 
     Zero for boxes of non-positive area and for pairs whose union is non-positive.
@@ -192,7 +192,7 @@ def _dropped_predictions(gt: _Boxes, res: _Boxes, gb: np.ndarray, rb: np.ndarray
     frames = np.unique(gt.frames[gt.drops_match])  # 1-based, all <= T as T covers the gt
     for t in frames[rb[frames] > rb[frames - 1]] - 1:
         g, r = slice(gb[t], gb[t + 1]), slice(rb[t], rb[t + 1])
-        scores = _iou_tlwh(gt.tlwh[g], res.tlwh[r])
+        scores = trackeval_box_iou(gt.tlwh[g], res.tlwh[r])
         scores[scores < _MATCH_IOU - _EPS] = 0
         rows, cols = linear_sum_assignment(-scores)
         ok = scores[rows, cols] > _EPS
@@ -227,7 +227,7 @@ def _preprocess(seq: str, gt: _Boxes, res: _Boxes) -> dict:
         data["gt_dets"].append(g_tlwh[g])
         data["tracker_dets"].append(r_tlwh[r])
         data["tracker_confidences"].append(np.ones(r.stop - r.start))
-        data["similarity_scores"].append(_iou_tlwh(g_tlwh[g], r_tlwh[r]))
+        data["similarity_scores"].append(trackeval_box_iou(g_tlwh[g], r_tlwh[r]))
     data.update(num_timesteps=num_timesteps, num_gt_ids=num_gt_ids, num_tracker_ids=num_tracker_ids,
                 num_gt_dets=len(g_ids), num_tracker_dets=len(r_ids), seq=seq)
     return data

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracker.core.boxes import tlbr_to_tlwh
 from tracker.io.motio import mot_result_lines
 from tracker.io.sinks.base import TextOutput
 from tracker.io.sinks.files import AppendFile
@@ -16,8 +17,7 @@ from tracker.io.sinks.records import EventLines, Rows, TextItem
 def mot_lines(frame_index: int, rows: Rows) -> str:
     """MOTChallenge lines for rows confirmed and matched this frame (``frame,id,l,t,w,h,score,-1,-1,-1``)."""
     keep = np.flatnonzero(rows.confirmed & (rows.det_index >= 0))
-    tlbr = rows.tlbr[keep].astype(np.float64)
-    tlwh = np.column_stack([tlbr[:, 0], tlbr[:, 1], tlbr[:, 2] - tlbr[:, 0], tlbr[:, 3] - tlbr[:, 1]])
+    tlwh = tlbr_to_tlwh(rows.tlbr[keep].astype(np.float64))
     return mot_result_lines(frame_index, rows.identity[keep], tlwh, rows.scores[keep])
 
 

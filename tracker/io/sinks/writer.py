@@ -43,14 +43,10 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
-
 from tracker.config import OutputConfig
 from tracker.errors import UserError
-from tracker.io.sinks.annotate import annotate_frame, update_trails
 from tracker.io.sinks.base import FrameOutput, TextOutput
 from tracker.io.sinks.events import EventOutput
-from tracker.io.sinks.live import LiveOutput
 from tracker.io.sinks.mot import MotOutput
 from tracker.io.sinks.records import (
     SHOW_IDS,
@@ -63,7 +59,6 @@ from tracker.io.sinks.records import (
     json_default,
     snapshot,
 )
-from tracker.io.sinks.video import VideoOutput
 
 log = logging.getLogger("tracker.io.sinks")
 
@@ -115,8 +110,12 @@ class Sinks:
         if output.events:
             self.events_output = EventOutput(self.out_dir / "events.jsonl", self.camera_ids, show_ids == "local")
             self.text_outputs.append(self.events_output)
-        self.video_output = VideoOutput(self.out_dir, names, video_fps) if output.video else None
-        self.live_output: LiveOutput | None = None
+        self.video_output = None
+        if output.video:  # OpenCV is imported only by the outputs that draw (text outputs need numpy alone)
+            from tracker.io.sinks.video import VideoOutput
+
+            self.video_output = VideoOutput(self.out_dir, names, video_fps)
+        self.live_output = None
         self.frame_outputs: list[FrameOutput] = [self.video_output] if self.video_output else []
 
         self._text_q: queue.SimpleQueue = queue.SimpleQueue()
@@ -158,6 +157,8 @@ class Sinks:
             self._close_text(sync=False)
             raise UserError(f"output folder {self.out_dir} cannot be written: {exc.strerror or exc}") from None
         if self.cfg.http:
+            from tracker.io.sinks.live import LiveOutput
+
             live = LiveOutput(self.cfg, self.camera_ids)
             try:
                 live.start()
@@ -355,6 +356,8 @@ class Sinks:
     # -- frame thread ----------------------------------------------------------------------------
 
     def _frame_loop(self) -> None:
+        from tracker.io.sinks.annotate import annotate_frame, update_trails
+
         trails: dict[str, dict[int, collections.deque]] = {cam: {} for cam in self.camera_ids}
         last_seq = dict.fromkeys(self.camera_ids, 0)
         next_check = time.monotonic() + _VIDEO_CHECK_S
@@ -379,7 +382,7 @@ class Sinks:
                     last_seq[cam] = job.seq
                     if self.error is not None:
                         continue
-                    self._render(job, trails[cam])
+                    self._render(job, trails[cam], annotate_frame, update_trails)
                     if self.video_output is not None and time.monotonic() >= next_check:
                         next_check = time.monotonic() + _VIDEO_CHECK_S
                         try:
@@ -395,7 +398,9 @@ class Sinks:
             if self.video_output is not None:
                 self.video_output.close()
 
-    def _render(self, job: FrameJob, trails: dict[int, collections.deque]) -> None:
+    def _render(self, job: FrameJob, trails: dict[int, collections.deque], annotate_frame, update_trails) -> None:
+        import cv2
+
         cam = job.camera_id
         update_trails(trails, job.rows, job.timestamp)
         targets = [o for o in self.frame_outputs if o.wants(cam)]
