@@ -30,6 +30,22 @@ def test_track_motion_only_and_eval(tmp_path, pets, data_dir):
     assert "PETS09-S2L1" in r.stdout and "COMBINED" in r.stdout and "HOTA" in r.stdout
 
 
+def test_track_runs_the_pipeline_and_matches_the_in_process_replay(tmp_path, pets):
+    """One engine: `track` (the live pipeline on one camera) and the benchmarks' in-process replay write the
+    same rows (same CameraTracker, same timestamps (f - 1) / fps)."""
+    from tracker.core.config import TrackerConfig
+    from tracker.io.motio import read_mot_detections, write_mot_results
+    from tracker.offline import track_sequence
+
+    dets = pets / "det" / "det.txt"
+    out = tmp_path / "cli.txt"
+    r = run_cli("track", "--dets", str(dets), "--out", str(out), "--fps", "7", "-q")
+    assert r.returncode == 0, r.stderr
+    write_mot_results(tmp_path / "replay.txt", track_sequence(read_mot_detections(dets), 7.0, TrackerConfig()))
+    assert out.read_text() == (tmp_path / "replay.txt").read_text()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folder left behind
+
+
 def test_eval_gt_against_itself_is_100(tmp_path, pets, data_dir):
     res = tmp_path / "res"
     res.mkdir()

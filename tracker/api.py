@@ -208,12 +208,10 @@ class Tracker:
             ``Tracks`` of confirmed tracks; ``det_index`` points back to the input rows.
         """
         xyxy, conf, cls = parse_detections(detections, scores, class_ids)
+        if self.encoder is not None and frame is None:
+            raise ValueError("this Tracker has a ReID encoder: pass frame= (the BGR image) to update")
         ts = self._clock(timestamp)
-        emb = None
-        if self.encoder is not None:
-            if frame is None:
-                raise ValueError("this Tracker has a ReID encoder: pass frame= (the BGR image) to update")
-            emb = self.encoder.embed([frame], [xyxy])[0]
+        emb = None if self.encoder is None else self.encoder.embed([frame], [xyxy])[0]
         out = self.camera.update(Detections(xyxy, conf, ts, emb, self._clock.frames))
         return _tracks(out, self._classes.apply(out, cls), self.include_predicted)
 

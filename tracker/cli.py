@@ -25,6 +25,10 @@ from tracker.errors import USER_ERRORS, UserError
 
 log = logging.getLogger("mctrack")
 
+#: optional module -> the extra that installs it (pyproject.toml); the core needs none of them.
+EXTRAS = {"cv2": "models", "onnxruntime": "models", "yaml": "models", "tqdm": "models", "trackeval": "eval",
+          "ultralytics": "export", "torch": "export", "torchreid": "export", "onnx": "export", "onnxslim": "export"}
+
 
 def _load_tracker_config(path: str | None):
     from tracker.config import TrackConfig
@@ -193,6 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency this command needs is not installed
+        root = (exc.name or "").split(".")[0]
+        if root not in EXTRAS:
+            log.debug("unexpected error", exc_info=True)
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"error: this command needs {root}, which is not installed: pip install 'mctrack[{EXTRAS[root]}]'",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: no partial output written (result files are written whole or not at all)",

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from tracker.errors import UserError
 from tracker.io.atomic import atomic_path
-from tracker.models.detection import safe_ultralytics_load
 from tracker.models.lookup import cache_dir, resolve_model
 
 
@@ -120,6 +119,8 @@ def export_detector(weights: str, out: str | os.PathLike | None = None, dynamic:
     with tempfile.TemporaryDirectory(prefix="mctrack-export-") as tmp:
         work = Path(tmp) / src.name
         shutil.copyfile(src, work)
+        from tracker.models.detection import safe_ultralytics_load
+
         safe_ultralytics_load()
         try:
             model = YOLO(str(work))

@@ -33,7 +33,6 @@ import numpy as np
 
 from tracker.errors import UserError
 from tracker.io.atomic import atomic_path
-from tracker.models.reid import IMAGENET_MEAN, IMAGENET_STD
 
 MIN_COSINE = 0.999  # ONNX vs torch, per crop; float32 exports agree to about 1e-6
 
@@ -132,6 +131,8 @@ def compare_with_torch(model, onnx_path: Path, height: int, width: int, n: int =
     import onnxruntime as ort
     import torch
 
+    from tracker.models.reid import IMAGENET_MEAN, IMAGENET_STD
+
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, (n, height, width, 3)).astype(np.float32) / 255.0
     x = ((pixels - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32))
@@ -159,6 +160,8 @@ def export_reid(arch: str, weights: Path, out: Path, num_classes: int | None = N
     Returns:
         the smallest torch-vs-ONNX cosine over the check crops (>= MIN_COSINE).
     """
+    from tracker.models.reid import IMAGENET_MEAN, IMAGENET_STD
+
     weights = Path(weights)
     if not weights.is_file():
         raise UserError(f"weights file not found: {weights}")
