@@ -137,16 +137,17 @@ def test_evaluate_dirs_finds_sequences_and_format_table(tmp_path):
 # Synthetic files
 
 
-def test_mot15_conf_zero_rows_are_ignored(tmp_path):
+def test_mot15_conf_zero_rows_leave_the_gt_and_predictions_on_them_are_false_positives(tmp_path):
     gt_path = _synthetic_mot15_gt(tmp_path / "gt.txt")
     gt = _load(gt_path)
     people = gt[gt[:, 6] == 1, :6]
     r = _score(gt_path, _write_results(tmp_path / "people.txt", people))
     assert r["HOTA"] == pytest.approx(100.0) and r["MOTA"] == pytest.approx(100.0)
     assert r["GT_IDs"] == 2
-    # A prediction on the ignored person is dropped, not a false positive.
+    # As trackeval's MOT15 evaluation: nothing is removed from the predictions, so boxes on the conf-0 person
+    # are false positives (10 FP against 20 gt boxes: MOTA 50).
     r_all = _score(gt_path, _write_results(tmp_path / "all.txt", gt[:, :6]))
-    assert r_all["MOTA"] == pytest.approx(100.0) and r_all["Pred_IDs"] == 2
+    assert r_all["MOTA"] == pytest.approx(50.0) and r_all["Pred_IDs"] == 3
 
 
 def test_empty_result_scores_zero(tmp_path):
@@ -221,3 +222,84 @@ def test_format_table_layout():
     assert lines[-1].startswith(COMBINED) and lines[2].startswith("a-long-sequence-name")
     assert len({len(line) for line in lines}) == 1  # aligned
     assert "-3.25" in table and " 7 " in table
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Against trackeval's own folder-based evaluation
+
+
+def _trackeval_folder_scores(tmp_path: Path, benchmark: str, gt_files: dict[str, Path], results: dict[str, Path],
+                             lengths: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Score with ``trackeval.Evaluator`` + ``MotChallenge2DBox`` on a temporary folder in trackeval's layout."""
+    import shutil
+
+    import trackeval
+
+    gt_root, tr_root = tmp_path / f"te-{benchmark}" / "gt", tmp_path / f"te-{benchmark}" / "trackers"
+    split = f"{benchmark}-train"
+    for seq, gt in gt_files.items():
+        d = gt_root / split / seq
+        (d / "gt").mkdir(parents=True)
+        shutil.copy(gt, d / "gt" / "gt.txt")
+        (d / "seqinfo.ini").write_text(f"[Sequence]\nname={seq}\nseqLength={lengths[seq]}\n")
+        out = tr_root / split / "ours" / "data"
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(results[seq], out / f"{seq}.txt")
+    dataset = trackeval.datasets.MotChallenge2DBox({
+        "GT_FOLDER": str(gt_root), "TRACKERS_FOLDER": str(tr_root), "BENCHMARK": benchmark, "SPLIT_TO_EVAL": "train",
+        "TRACKERS_TO_EVAL": ["ours"], "SEQ_INFO": dict(lengths), "PRINT_CONFIG": False})
+    evaluator = trackeval.Evaluator({"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False,
+                                     "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
+                                     "TIME_PROGRESS": False, "DISPLAY_LESS_PROGRESS": True,
+                                     "OUTPUT_EMPTY_CLASSES": False})
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"THRESHOLD": 0.5, "PRINT_CONFIG": False}),
+               trackeval.metrics.Identity({"THRESHOLD": 0.5, "PRINT_CONFIG": False})]
+    res, _ = evaluator.evaluate([dataset], metrics)
+    out = {}
+    for seq, r in res["MotChallenge2DBox"]["ours"].items():
+        p = r["pedestrian"]
+        out[COMBINED if seq == "COMBINED_SEQ" else seq] = {
+            "HOTA": 100 * float(np.mean(p["HOTA"]["HOTA"])), "DetA": 100 * float(np.mean(p["HOTA"]["DetA"])),
+            "AssA": 100 * float(np.mean(p["HOTA"]["AssA"])), "IDF1": 100 * float(p["Identity"]["IDF1"]),
+            "MOTA": 100 * float(p["CLEAR"]["MOTA"]), "IDSW": int(p["CLEAR"]["IDSW"])}
+    return out
+
+
+def _track(dets: Path, fps: float, out: Path) -> Path:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "run.py"), "track", "--dets", str(dets), "--fps", str(fps),
+                        "--out", str(out), "-q"], capture_output=True, text=True, timeout=300, cwd=root)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@needs_data
+@pytest.mark.parametrize("benchmark, seqs", [
+    ("MOT15", ["ETH-Bahnhof", "ETH-Pedcross2", "Venice-2"]),  # the ETH ones have conf == 0 rows
+    ("MOT17", ["MOT17-02-FRCNN", "MOT17-04-FRCNN"]),
+])
+def test_scores_equal_trackevals_own_evaluation(tmp_path, benchmark, seqs):
+    import configparser
+
+    folder = DATA / ("MOT15-dev" if benchmark == "MOT15" else "MOT17-mini")
+    gt_files, results, lengths = {}, {}, {}
+    for seq in seqs:
+        ini = configparser.ConfigParser()
+        ini.read(folder / seq / "seqinfo.ini")
+        gt_files[seq] = folder / seq / "gt" / "gt.txt"
+        results[seq] = _track(folder / seq / "det" / "det.txt", float(ini["Sequence"]["frameRate"]),
+                              tmp_path / "ours" / f"{seq}.txt")
+        gt_frames = int(np.loadtxt(gt_files[seq], delimiter=",", ndmin=2)[:, 0].max())
+        lengths[seq] = max(int(ini["Sequence"]["seqLength"]), gt_frames)
+    if benchmark == "MOT15":
+        assert any((np.loadtxt(g, delimiter=",")[:, 6] == 0).any() for g in gt_files.values())
+    ours = evaluate_files(gt_files, results)
+    theirs = _trackeval_folder_scores(tmp_path, benchmark, gt_files, results, lengths)
+    assert set(theirs) == set(ours)
+    for seq in ours:
+        for key in ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW"):
+            assert ours[seq][key] == pytest.approx(theirs[seq][key], abs=1e-9), (seq, key, ours[seq][key],
+                                                                                   theirs[seq][key])
