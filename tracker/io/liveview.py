@@ -284,6 +284,8 @@ class LiveView:
             sock.close()
             raise UserError(f"live view cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
         self.port = sock.getsockname()[1]
+        for name in ("uvicorn", "uvicorn.error"):  # its start/stop lines say nothing ours do not
+            logging.getLogger(name).setLevel(logging.WARNING)
         config = uvicorn.Config(self._app(), http=_protocol_class(self), lifespan="off", log_config=None,
                                 access_log=False, timeout_keep_alive=max(1, int(math.ceil(CLIENT_TIMEOUT_S))),
                                 timeout_graceful_shutdown=3, ws="none")
