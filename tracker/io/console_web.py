@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +46,13 @@ def console_routes(console, token_of) -> list:
             return None
 
     async def page(request):
-        return Response((STATIC / "identities.html").read_bytes(), 200, media_type=_TYPES[".html"], headers=nocache)
+        body = (STATIC / "identities.html").read_text(encoding="utf-8")
+        token = token_of(request)
+        if token:  # the page's own script and style need it too (basic authentication is resent by the browser)
+            q = html.escape("?token=" + urllib.parse.quote(token, safe=""))
+            body = body.replace('"static/console.css"', f'"static/console.css{q}"').replace(
+                '"static/console.js"', f'"static/console.js{q}"')
+        return Response(body.encode(), 200, media_type=_TYPES[".html"], headers=nocache)
 
     async def static(request):
         name = request.path_params["name"]
