@@ -2,7 +2,26 @@
 # System packages the test suite needs beyond requirements*.txt. Idempotent: installs only what is missing.
 #   - GStreamer's RTSP server with Python bindings and the MJPEG/RTP elements: tests/rtsp_server.py
 #     serves a real RTSP stream on 127.0.0.1 to tests/test_rtsp.py (run under /usr/bin/python3).
+#   - Debian's chromium and chromium-driver: tests/test_console.py drives the identity console in headless Chromium
+#     (through Selenium), and bench/console_screenshot.py makes docs/console.png.
 set -euo pipefail
+
+install_browser() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        echo "install-deps: chromium and chromium-driver already installed"
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install-deps: no apt-get here; install chromium and chromium-driver by hand, else the console's browser test skips" >&2
+        return 0
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    echo "install-deps: installed chromium chromium-driver"
+}
+install_browser
 
 PACKAGES=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
 

@@ -145,13 +145,13 @@ def test_stream_sends_multipart_jpeg(sinks):
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     try:
-        assert resp.fp.readline().strip() == f"--{boundary}".encode()
+        assert resp.readline().strip() == f"--{boundary}".encode()
         headers = {}
-        while (line := resp.fp.readline().strip()):
+        while (line := resp.readline().strip()):
             k, v = line.decode().split(":", 1)
             headers[k.lower()] = v.strip()
         assert headers["content-type"] == "image/jpeg"
-        jpeg = resp.fp.read(int(headers["content-length"]))
+        jpeg = resp.read(int(headers["content-length"]))
         assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
     finally:
         stop.set()
@@ -314,7 +314,7 @@ def test_connections_are_limited_and_idle_clients_dropped(monkeypatch, caplog):
     import tracker.io.liveview as lv
 
     monkeypatch.setattr(lv, "MAX_CONNECTIONS", 2)
-    monkeypatch.setattr(lv._Handler, "timeout", 1.0)
+    monkeypatch.setattr(lv, "CLIENT_TIMEOUT_S", 1.0)
     caplog.set_level(logging.WARNING)
     view = LiveView(["c1"], "127.0.0.1", 0)
     view.start()

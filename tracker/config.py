@@ -109,6 +109,18 @@ class OutputConfig:
     http_password: str | None = _f(None, "basic authentication password; give it as ${VAR} so it comes from the "
                                    "environment, not the file. Never logged; sent unencrypted (base64), so use "
                                    "a TLS proxy beyond a trusted network.")
+    console: bool = _f(True, "with http: serve the identity console (/identities): every global identity with "
+                       "its cameras, times and thumbnails, search by photo. Thumbnails are chosen and encoded on "
+                       "the frame writer thread, stored only beside multicam.store and purged with it.")
+    console_thumbs_per_frame: int = _f(2, "most thumbnails the console encodes per camera frame (small JPEGs of "
+                                       "the best crops). Higher: better thumbnails sooner, more CPU on the writer "
+                                       "thread.", 1, 100)
+    console_max_identities: int = _f(2000, "identities the console keeps; the longest unseen are forgotten first "
+                                     "(each costs a few thumbnails: see bench/results/console_cost.txt).",
+                                     1, 1_000_000)
+    http_linger: float = _f(0.0, "seconds the live view keeps serving after file sources end, so the final "
+                            "identities can be looked at (Ctrl-C ends it sooner). 0: it stops with the run.",
+                            0.0, 86400.0)
     queue_size: int = _f(64, "ticks buffered for the writer thread; when full, video/live frames are dropped "
                          "(counted) and text outputs are kept.", 1, 100000)
 

@@ -96,6 +96,7 @@ class Pipeline:
         check_run_config(cfg)
         self.cfg = cfg
         self._stop = threading.Event()
+        self.lingering = threading.Event()  # set while the live view lingers after the sources ended
         self.saver = None  # registry_store.StoreSaver when multicam.store is set
         self._registry_now = 0.0  # the registry's clock: the latest tick's time
         self._tick_events: list[dict] = []  # the registry's corrections of the current tick
@@ -134,11 +135,27 @@ class Pipeline:
         self.time_merge = not any(c.reader.live for c in self.cameras.values())
         out = cfg.output
         fps = {cid: (c.reader.nominal_fps or 10.0) for cid, c in self.cameras.items()}
-        self.sinks = Sinks(out, list(self.cameras), video_fps=fps)
+        self.sinks = Sinks(out, list(self.cameras), video_fps=fps, console=self._make_console())
         self.ticks = 0
         self.frames = 0
         self.stage_seconds = {"detect": 0.0, "reid": 0.0, "track": 0.0}
         self._behind_logged = 0.0
+
+    def _make_console(self):
+        """The identity console of the live view (``output.http`` and ``output.console``), or None."""
+        out = self.cfg.output
+        if not (out.http and out.console):
+            return None
+        from tracker.io.console import IdentityConsole, console_store_path
+
+        if self.registry is None:
+            log.info("identity console: multicam.enabled is false, so there are no global identities to show")
+        console = IdentityConsole(list(self.cameras), site=self.cfg.multicam,
+                                  store=console_store_path(registry_store_path(self.cfg) if self.registry else None),
+                                  retention=self.cfg.multicam.memory_seconds,
+                                  max_identities=out.console_max_identities, encoder=self.encoder)
+        console.registry = self.registry  # read only for its optional learned_topology (#12)
+        return console
 
     def _load_models(self, cfg: RunConfig, detector, encoder) -> None:
         from tracker.models.lookup import resolve_model
@@ -198,6 +215,7 @@ class Pipeline:
             for gid in saver.take_purged():  # purged from the store (run.py registry purge): forget them too
                 if self.registry.purge(gid):
                     log.info("registry: identity %d was purged from %s; forgotten", gid, saver.path)
+                self.sinks.forget_identity(gid)  # the identity console drops its card and thumbnails
             state = self.registry.export_state(self._registry_now)
             if final:
                 saver.save(state)
@@ -382,6 +400,7 @@ class Pipeline:
                     log.info("status: %s", "; ".join(
                         f"{s.camera_id} {s.state} {s.fps:.1f} fps, {s.frames_dropped} dropped, "
                         f"p95 {s.latency_p95_ms:.0f} ms" for s in self._stats()))
+            self._linger()
         finally:
             if bar is not None and hasattr(bar, "close"):
                 bar.close()
@@ -404,6 +423,18 @@ class Pipeline:
                 "store": self.saver.path, "restored": self._restored, "saved": self.saver.saved,
                 "error": self.saver.error},
         }
+
+
+    def _linger(self) -> None:
+        """``output.http_linger``: keep the live view up after the sources ended, until it elapses or ``stop()``."""
+        linger = self.cfg.output.http_linger
+        if not linger or self._stop.is_set() or not self.sinks.url:
+            return
+        if self.saver is not None:
+            self._save_registry(final=True)  # what the pages show is in the store (purge finds it)
+        log.info("sources ended; the live view stays at %s for %g s (Ctrl-C to quit)", self.sinks.url, linger)
+        self.lingering.set()
+        self._stop.wait(linger)  # purges meanwhile reach the console through its store; the registry's at the end
 
 
 def load_run_config(path: str, overrides: list[str] | None = None) -> RunConfig:

@@ -12,6 +12,7 @@ drops them at its next save instead of writing them back, and forgets them then 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import time
 
 from tracker.errors import UserError
@@ -39,6 +40,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    from tracker.io import console_store
+    from tracker.io.console import console_store_path
     from tracker.multicam.store import list_identities, purge_identity
 
     held = {r["gid"]: r for r in list_identities(args.store)}
@@ -46,11 +49,18 @@ def cmd_purge(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"no identity {', '.join(map(str, unknown))} in {args.store}; nothing purged "
                         f"(see: run.py registry list --store {args.store})")
+    thumbs_path = console_store_path(args.store)
     for gid in dict.fromkeys(args.ids):
         if purge_identity(args.store, gid):
             print(f"purged identity {gid} ({held[gid]['summaries']} appearance summaries) from {args.store}")
         else:  # a running pipeline rewrote the store since it was listed, without it
             print(f"identity {gid} was already gone from {args.store}")
+        try:  # the identity console's thumbnails beside the store; a running console drops the card within 1 s
+            n = console_store.purge(thumbs_path, gid)
+        except (OSError, sqlite3.Error) as exc:
+            raise UserError(f"thumbnails of identity {gid} in {thumbs_path} not deleted: {exc}") from None
+        if n:
+            print(f"deleted {n} thumbnail(s) of identity {gid} from {thumbs_path}")
     print("a pipeline running on this store forgets purged identities at its next save (multicam.save_interval) "
           "and does not write them back")
     return 0

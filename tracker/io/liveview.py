@@ -1,36 +1,40 @@
-"""Live view: a small HTTP server with per-camera MJPEG streams, a stats page and Prometheus metrics.
+"""Live view: per-camera MJPEG streams, a stats page, Prometheus metrics and the identity console.
 
-Routes (all ``GET``):
+Served by Starlette on uvicorn (see the README, "Live view", for why), in one daemon thread with its
+own event loop. Routes:
 
-- ``/``: an HTML page with every camera's annotated stream and a stats table (FPS, drops,
-  latency p50/p95, reconnects, state, active tracks) refreshed by polling ``/stats.json``.
-- ``/stream/<camera id>``: ``multipart/x-mixed-replace`` MJPEG of the annotated frames.
-- ``/stats.json``: the per-camera stats as JSON (non-finite numbers as ``null``).
-- ``/metrics``: Prometheus text exposition format (version 0.0.4).
-- ``/healthz``: ``ok``; never needs credentials, so load balancers and probes can use it.
+- ``GET /``: every camera as an aligned tile (annotated stream, its stats; click to enlarge) and a
+  stats table, refreshed by polling ``/stats.json``.
+- ``GET /stream/<camera id>``: ``multipart/x-mixed-replace`` MJPEG of the annotated frames.
+- ``GET /stats.json``: the per-camera stats as JSON (non-finite numbers as ``null``).
+- ``GET /metrics``: Prometheus text exposition format (version 0.0.4).
+- ``GET /healthz``: ``ok``; never needs credentials, so load balancers and probes can use it.
+- with an identity console (``output.console``): ``/identities`` (the page), ``/static/...`` (its
+  script and style, shipped in the package), ``/api/...`` (JSON, Server-Sent Events, search by photo)
+  and ``/thumb/<gid>/<n>.jpg``; see ``tracker.io.console``.
 
 Authentication (optional; every route but ``/healthz``): a token (``Authorization: Bearer
-<token>`` or ``?token=<token>``; the HTML page passes the token it was opened with on to the
-stream and stats URLs it embeds) and/or a user and password (HTTP basic authentication: the
-browser asks for them and sends them again with the streams it embeds). When both are set,
-either one is accepted. Without valid credentials the answer is 401 with a ``WWW-Authenticate``
-challenge (``Basic realm="mctrack"`` when basic authentication is on, so browsers prompt).
-Credentials are compared in constant time and never logged. Basic authentication sends the
-password base64-encoded, not encrypted: beyond a trusted network, put the live view behind a
-TLS-terminating proxy. Listening on anything but a loopback address without credentials is
-logged as a warning at start.
+<token>`` or ``?token=<token>``; the pages pass the token they were opened with on to the
+URLs they use) and/or a user and password (HTTP basic authentication: the browser asks for them and
+sends them again with everything the page loads). When both are set, either one is accepted.
+Without valid credentials the answer is 401 with a ``WWW-Authenticate`` challenge (``Basic
+realm="mctrack"`` when basic authentication is on, so browsers prompt). Credentials are compared in
+constant time and never logged. Basic authentication sends the password base64-encoded, not
+encrypted: beyond a trusted network, put the live view behind a TLS-terminating proxy. Listening on
+anything but a loopback address without credentials is logged as a warning at start.
 
-Threads: the server runs in its own daemon thread and each request in a daemon thread
-(``ThreadingHTTPServer``), at most ``MAX_CONNECTIONS`` at once: further connections are closed
-unanswered (logged once a minute), and a client silent or not reading for ``CLIENT_TIMEOUT_S``
-is dropped, so viewers cannot pile up threads. ``publish_frame`` is called by the sinks' frame thread; JPEG
-encoding happens in the request threads, only while a client is watching, once per frame
-however many clients watch it. Nothing here is called with a lock that the pipeline's main
+Connections: at most ``MAX_CONNECTIONS`` open at once: further connections are closed unanswered
+(counted in ``refused``, logged once a minute). A client that sends no request for
+``CLIENT_TIMEOUT_S`` after connecting or after its last answer, or stops reading a stream for that
+long, is dropped, so viewers cannot pile up. ``publish_frame`` is called by the sinks' frame thread;
+JPEG encoding happens in worker threads of the server, only while a client is watching, once per
+frame however many clients watch it. Nothing here is called with a lock that the pipeline's main
 thread may hold, so ``close`` is safe from a signal-handling path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import html
@@ -42,9 +46,8 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import asdict, is_dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
@@ -56,7 +59,7 @@ log = logging.getLogger(__name__)
 JPEG_QUALITY = 80
 _BOUNDARY = "mctrackframe"
 REALM = "mctrack"
-_STREAM_WAIT_S = 0.5  # how often a waiting stream handler checks whether the server is closing
+_STREAM_WAIT_S = 0.5  # how often a waiting stream checks whether the server is closing
 MAX_CONNECTIONS = 32  # open connections (each MJPEG viewer holds one); more are closed at once
 CLIENT_TIMEOUT_S = 30.0  # a client that sends nothing, or stops reading its stream, for this long is dropped
 
@@ -106,6 +109,114 @@ def _json_safe(value):
     return value
 
 
+class Pulse:
+    """Wakes coroutines of the server's event loop from any thread (a frame arrived, identities changed)."""
+
+    def __init__(self):
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: set[asyncio.Future] = set()
+
+    def fire(self) -> None:
+        loop = self.loop
+        if loop is not None and self._waiters:
+            try:
+                loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Return at the next ``fire`` or after ``timeout`` seconds (call from the server's loop)."""
+        f = asyncio.get_running_loop().create_future()
+        self._waiters.add(f)
+        try:
+            await asyncio.wait_for(f, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(f)
+
+
+class PushResponse:
+    """A streaming answer that ends when the client disconnects, the server closes or the chunks end.
+
+    ``chunks`` is an async iterator of bytes. A client that stops reading is dropped by the connection's
+    write-stall timer (``CLIENT_TIMEOUT_S``), which also ends this response.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], media_type: str, on_close=None):
+        self.chunks = chunks
+        self.headers = [(b"content-type", media_type.encode()), (b"cache-control", b"no-store"),
+                        (b"x-accel-buffering", b"no")]
+        self.on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        async def write() -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        tasks = [asyncio.ensure_future(write()), asyncio.ensure_future(disconnected())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                try:
+                    await t
+                except (asyncio.CancelledError, OSError):
+                    pass
+            if self.on_close is not None:
+                self.on_close()
+
+
+def _protocol_class(view: LiveView):
+    """uvicorn's HTTP/1.1 protocol with this view's connection limit, idle and write-stall timeouts."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class LimitedH11(H11Protocol):
+        _stall: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > MAX_CONNECTIONS:
+                view._refuse()  # counted before the client sees the connection close
+                transport.abort()
+                return
+            # No request within the client timeout: dropped (uvicorn's keep-alive timer, cancelled by data).
+            self.timeout_keep_alive_task = self.loop.call_later(CLIENT_TIMEOUT_S, self.timeout_keep_alive_handler)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._stall is None:
+                self._stall = self.loop.call_later(CLIENT_TIMEOUT_S, self.transport.abort)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self._stall is not None:
+                self._stall.cancel()
+                self._stall = None
+
+        def connection_lost(self, exc) -> None:
+            if self._stall is not None:
+                self._stall.cancel()
+                self._stall = None
+            super().connection_lost(exc)
+
+    return LimitedH11
+
+
 class LiveView:
     """HTTP live view for a fixed set of cameras.
 
@@ -117,13 +228,16 @@ class LiveView:
         token: when set, accepted as a bearer token or ``?token=`` on every route but ``/healthz``.
         user, password: when set (both or neither), accepted as HTTP basic authentication on every
             route but ``/healthz``. With a token too, either credential is accepted.
+        console: an ``tracker.io.console.IdentityConsole`` whose pages and API are served too (same
+            credentials), or None.
 
     Raises:
         UserError: only one of ``user`` and ``password`` is given.
     """
 
     def __init__(self, camera_ids: Iterable[str], host: str = "127.0.0.1", port: int = 8080,
-                 token: str | None = None, user: str | None = None, password: str | None = None):
+                 token: str | None = None, user: str | None = None, password: str | None = None,
+                 console=None):
         if bool(user) != bool(password):
             raise UserError("live view: basic authentication needs both a user and a password "
                             "(output.http_user and output.http_password)")
@@ -133,64 +247,75 @@ class LiveView:
         self.token = token or None
         self._basic = (user, password) if user else None
         self._known = set(self.camera_ids)
-        self._cond = threading.Condition()
+        self.console = console
+        self._lock = threading.Lock()
         # camera -> (sequence number, annotated BGR image); replaced whole, never mutated.
         self._frames: dict[str, tuple[int, np.ndarray]] = {}
         self._jpeg: dict[str, tuple[int, bytes]] = {}
         self._encode_locks = {c: threading.Lock() for c in self.camera_ids}
         self._clients = dict.fromkeys(self.camera_ids, 0)
         self._clients_lock = threading.Lock()
+        self.frames_pulse = Pulse()
         # Immutable snapshot, replaced whole by update_stats (an atomic attribute store).
         self._stats: dict[str, dict] = {c: {} for c in self.camera_ids}
         self._extra: dict[str, float] = {}
         self._stopping = False
         self.refused = 0  # connections closed because MAX_CONNECTIONS were open
         self._refused_logged_at: float | None = None
-        self._server: ThreadingHTTPServer | None = None
+        self._server = None  # uvicorn.Server
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Bind and serve in a daemon thread. Raises UserError when the address cannot be bound."""
-        view = self
-
-        class Handler(_Handler):
-            live = view
-
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-
-        class Server(ThreadingHTTPServer):
-            address_family = family
-            daemon_threads = True
-            allow_reuse_address = True
-            slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-
-            def process_request(self, request, client_address):
-                if not self.slots.acquire(blocking=False):
-                    view._refuse()  # counted before the client sees the connection close
-                    self.shutdown_request(request)
-                    return
-                try:
-                    super().process_request(request, client_address)
-                except BaseException:
-                    self.slots.release()
-                    raise
-
-            def process_request_thread(self, request, client_address):
-                try:
-                    super().process_request_thread(request, client_address)
-                finally:
-                    self.slots.release()
-
         try:
-            self._server = Server((self.host, self.port), Handler)
+            import uvicorn
+        except ImportError:
+            raise UserError("the live view needs starlette and uvicorn: pip install 'mctrack[models]' "
+                            "(or -r requirements.txt)") from None
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host.strip("[]"), self.port))
+            sock.listen(128)
         except OSError as exc:
+            sock.close()
             raise UserError(f"live view cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="mctrack-liveview", daemon=True)
+        self.port = sock.getsockname()[1]
+        for name in ("uvicorn", "uvicorn.error"):  # its start/stop lines say nothing ours do not
+            logging.getLogger(name).setLevel(logging.WARNING)
+        config = uvicorn.Config(self._app(), http=_protocol_class(self), lifespan="off", log_config=None,
+                                access_log=False, timeout_keep_alive=max(1, int(math.ceil(CLIENT_TIMEOUT_S))),
+                                timeout_graceful_shutdown=3, ws="none")
+        server = uvicorn.Server(config)
+        started = threading.Event()
+
+        def serve() -> None:
+            async def main() -> None:
+                loop = asyncio.get_running_loop()
+                self.frames_pulse.loop = loop
+                if self.console is not None:
+                    self.console.pulse.loop = loop
+                started.set()
+                await server.serve(sockets=[sock])
+
+            try:
+                asyncio.run(main())
+            except Exception:  # a bug: never silent
+                log.exception("live view server failed")
+            finally:
+                started.set()
+                sock.close()
+
+        self._server = server
+        self._thread = threading.Thread(target=serve, name="mctrack-liveview", daemon=True)
         self._thread.start()
+        started.wait(10.0)
+        deadline = time.monotonic() + 10.0
+        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
         log.info("live view at %s%s", self.url, self._auth_summary())
         if not self.auth_required and not is_loopback(self.host):
             log.warning("the live view listens on %s without authentication: anyone who can reach this port sees "
@@ -254,10 +379,12 @@ class LiveView:
         self._stopping = True
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.should_exit = True
+            self.frames_pulse.fire()
+            if self.console is not None:
+                self.console.pulse.fire()
         if self._thread is not None:
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=5.0)
             self._thread = None
 
     # -- data in -----------------------------------------------------------------------------
@@ -268,10 +395,10 @@ class LiveView:
 
     def publish_frame(self, camera_id: str, image: np.ndarray) -> None:
         """Offer a new annotated frame, (H, W, 3) uint8 BGR. The array must not be modified afterwards."""
-        with self._cond:
+        with self._lock:
             seq = self._frames.get(camera_id, (0, None))[0] + 1
             self._frames[camera_id] = (seq, image)
-            self._cond.notify_all()
+        self.frames_pulse.fire()
 
     def update_stats(self, stats: Iterable, active_tracks: Mapping[str, int] | None = None,
                      sink_dropped: Mapping[str, int] | None = None, behind: bool = False) -> None:
@@ -297,22 +424,10 @@ class LiveView:
         self._stats = snap
         self._extra = {"behind": 1 if behind else 0}
 
-    # -- data out (request threads) --------------------------------------------------------------
+    # -- data out (server thread) ------------------------------------------------------------
 
-    def _next_jpeg(self, camera_id: str, after: int) -> tuple[int, bytes] | None:
-        """Wait for a frame newer than ``after``; None when closing (or every half second, to re-check)."""
-        deadline = time.monotonic() + _STREAM_WAIT_S
-        with self._cond:
-            while not self._stopping:
-                seq, image = self._frames.get(camera_id, (0, None))
-                if seq > after and image is not None:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
-            else:
-                return None
+    def _encode(self, camera_id: str, seq: int, image: np.ndarray) -> tuple[int, bytes] | None:
+        """JPEG of frame ``seq`` (a worker thread; cached, so encoded once however many clients watch)."""
         with self._encode_locks[camera_id]:
             cached = self._jpeg.get(camera_id)
             if cached is not None and cached[0] == seq:
@@ -323,6 +438,22 @@ class LiveView:
             out = (seq, buf.tobytes())
             self._jpeg[camera_id] = out
             return out
+
+    async def _mjpeg(self, camera_id: str) -> AsyncIterator[bytes]:
+        import anyio.to_thread
+
+        seq = 0
+        while not self._stopping:
+            cur, image = self._frames.get(camera_id, (0, None))
+            if cur <= seq or image is None:
+                await self.frames_pulse.wait(_STREAM_WAIT_S)
+                continue
+            got = await anyio.to_thread.run_sync(self._encode, camera_id, cur, image)
+            if got is None:
+                continue
+            seq, jpeg = got
+            yield (f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                   + jpeg + b"\r\n")
 
     def _client(self, camera_id: str, delta: int) -> None:
         with self._clients_lock:
@@ -390,33 +521,47 @@ class LiveView:
 
     def index_html(self, token: str | None) -> bytes:
         q = "?token=" + urllib.parse.quote(token, safe="") if token else ""
-        cams = []
+        tiles = []
         for cam in self.camera_ids:
             src = "stream/" + urllib.parse.quote(cam, safe="") + q
-            cams.append(f'<figure><img src="{html.escape(src)}" alt="{html.escape(cam)}">'
-                        f"<figcaption>{html.escape(cam)}</figcaption></figure>")
+            tiles.append(f'<figure class="tile" data-camera="{html.escape(cam)}" title="click to enlarge">'
+                         f'<figcaption><b>{html.escape(cam)}</b> <span class="tstats"></span></figcaption>'
+                         f'<div class="frame"><img src="{html.escape(src)}" alt="{html.escape(cam)}"></div>'
+                         "</figure>")
         heads = "".join(f"<th>{h}</th>" for h in (
             "camera", "state", "FPS", "frames", "dropped", "latency p50 ms", "latency p95 ms",
             "reconnects", "last frame age s", "tracks", "sink drops"))
         stats_url = json.dumps("stats.json" + q).replace("<", "\\u003c")
+        nav = (f'<nav><a href="{html.escape("identities" + q)}">identities</a></nav>'
+               if self.console is not None else "")
         page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>mctrack live view</title>
 <style>
 body {{ font-family: sans-serif; margin: 1em; background: #111; color: #eee; }}
-figure {{ display: inline-block; margin: 0 1em 1em 0; }}
-img {{ max-width: 640px; width: 100%; background: #222; min-height: 120px; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #444; padding: 2px 8px; text-align: right; }}
+nav a {{ color: #8cf; margin-right: 1em; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 12px;
+         align-items: start; }}
+.tile {{ margin: 0; background: #1b1b1b; border: 1px solid #333; cursor: zoom-in; }}
+.tile.big {{ grid-column: 1 / -1; cursor: zoom-out; }}
+.tile figcaption {{ padding: 4px 8px; font-size: 13px; }}
+.tstats {{ color: #aaa; float: right; }}
+.frame {{ aspect-ratio: 4 / 3; background: #222; display: flex; align-items: center; justify-content: center; }}
+.frame img {{ max-width: 100%; max-height: 100%; object-fit: contain; }}
+.tile.big .frame {{ aspect-ratio: auto; max-height: 85vh; }}
+table {{ border-collapse: collapse; margin-top: 1em; }} td, th {{ border: 1px solid #444; padding: 2px 8px;
+  text-align: right; }}
 #behind {{ color: #f80; }}
 </style></head><body>
-<h1>mctrack live view</h1>
-<table><thead><tr>{heads}</tr></thead><tbody id="stats"></tbody></table>
+<h1>mctrack live view</h1>{nav}
+<div class="grid">{"".join(tiles)}</div>
 <p id="behind"></p>
-<div>{"".join(cams)}</div>
+<table><thead><tr>{heads}</tr></thead><tbody id="stats"></tbody></table>
 <script>
 const keys = ["camera", "state", "fps", "frames_in", "frames_dropped", "latency_p50_ms", "latency_p95_ms",
               "reconnects", "last_frame_age", "active_tracks", "sink_dropped_frames"];
 function fmt(v) {{ return v === null || v === undefined ? "-" : (typeof v === "number" && !Number.isInteger(v)
   ? v.toFixed(1) : String(v)); }}
+for (const t of document.querySelectorAll(".tile")) t.addEventListener("click", () => t.classList.toggle("big"));
 async function refresh() {{
   try {{
     const r = await fetch({stats_url}); const data = await r.json();
@@ -425,6 +570,10 @@ async function refresh() {{
       const tr = document.createElement("tr");
       for (const k of keys) {{ const td = document.createElement("td"); td.textContent = fmt(row[k]); tr.append(td); }}
       body.append(tr);
+      for (const t of document.querySelectorAll(".tile")) if (t.dataset.camera === row.camera)
+        t.querySelector(".tstats").textContent = `${{row.state || "-"}} · ${{fmt(row.fps)}} fps · ` +
+          `${{fmt(row.active_tracks)}} tracks · p95 ${{fmt(row.latency_p95_ms)}} ms · ` +
+          `${{fmt(row.frames_dropped)}} dropped`;
     }}
     document.getElementById("behind").textContent = data.behind ? "output sinks are falling behind" : "";
   }} catch (e) {{}}
@@ -434,73 +583,76 @@ refresh(); setInterval(refresh, 1000);
 """
         return page.encode()
 
+    # -- the web application -------------------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    live: LiveView  # set on the per-server subclass
-    server_version = "mctrack-liveview"
-    timeout = CLIENT_TIMEOUT_S  # socket timeout for reading the request and writing the answer
+    def _app(self):
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse, Response
+        from starlette.routing import Route
 
-    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
-        log.debug("%s %s", self.address_string(), format % args)
+        view = self
 
-    def _send(self, code: int, body: bytes, ctype: str, extra: list[tuple[str, str]] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for k, v in extra or ():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+        def text(body: str, code: int = 200) -> Response:
+            return PlainTextResponse(body, code, headers={"Cache-Control": "no-store"})
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        live = self.live
-        url = urllib.parse.urlsplit(self.path)
-        path = url.path
-        query = urllib.parse.parse_qs(url.query)
-        if path == "/healthz":
-            self._send(200, b"ok\n", "text/plain; charset=utf-8")
+        def token_of(request) -> str | None:
+            return request.query_params.get("token") if view.token else None
+
+        async def index(request):
+            return Response(view.index_html(token_of(request)), 200, media_type="text/html; charset=utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+        async def stats(request):
+            return Response(view.stats_json(), 200, media_type="application/json",
+                            headers={"Cache-Control": "no-store"})
+
+        async def metrics(request):
+            return Response(view.metrics_text(), 200, media_type="text/plain; version=0.0.4; charset=utf-8",
+                            headers={"Cache-Control": "no-store"})
+
+        async def healthz(request):
+            return text("ok\n")
+
+        async def stream(request):
+            cam = request.path_params["cam"]
+            if cam not in view._known:
+                return text("unknown camera\n", 404)
+            view._client(cam, +1)
+            return PushResponse(view._mjpeg(cam), f"multipart/x-mixed-replace; boundary={_BOUNDARY}",
+                                on_close=lambda: view._client(cam, -1))
+
+        async def not_found(request, exc):
+            return text("not found\n", 404)
+
+        routes = [Route("/", index), Route("/index.html", index), Route("/stats.json", stats),
+                  Route("/metrics", metrics), Route("/healthz", healthz), Route("/stream/{cam:path}", stream)]
+        if self.console is not None:
+            from tracker.io.console_web import console_routes
+
+            routes += console_routes(self.console, token_of)
+        app = Starlette(routes=routes, exception_handlers={404: not_found})
+        return _Auth(app, self)
+
+
+class _Auth:
+    """ASGI middleware: 401 with the challenges unless the request is authorised (``/healthz`` is always open)."""
+
+    def __init__(self, app, view: LiveView):
+        self.app = app
+        self.view = view
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("path") == "/healthz":
+            await self.app(scope, receive, send)
             return
-        if not live.authorized(self.headers, query):
-            self._send(401, b"unauthorized\n", "text/plain; charset=utf-8", live.challenge())
+        headers = {k.decode("latin-1").title(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if self.view.authorized(headers, query):
+            await self.app(scope, receive, send)
             return
-        try:
-            if path in ("/", "/index.html"):
-                self._send(200, live.index_html(query.get("token", [None])[0] if live.token else None),
-                           "text/html; charset=utf-8")
-            elif path == "/stats.json":
-                self._send(200, live.stats_json(), "application/json")
-            elif path == "/metrics":
-                self._send(200, live.metrics_text().encode(), "text/plain; version=0.0.4; charset=utf-8")
-            elif path.startswith("/stream/"):
-                cam = urllib.parse.unquote(path[len("/stream/"):])
-                if cam not in live._known:
-                    self._send(404, b"unknown camera\n", "text/plain; charset=utf-8")
-                else:
-                    self._stream(cam)
-            else:
-                self._send(404, b"not found\n", "text/plain; charset=utf-8")
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            pass
-
-    def _stream(self, cam: str) -> None:
-        live = self.live
-        live._client(cam, +1)
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.flush()
-            seq = 0
-            while not live._stopping:
-                got = live._next_jpeg(cam, seq)
-                if got is None:
-                    continue
-                seq, jpeg = got
-                self.wfile.write(f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
-                                 "\r\n\r\n".encode() + jpeg + b"\r\n")
-                self.wfile.flush()
-        finally:
-            live._client(cam, -1)
+        body = b"unauthorized\n"
+        raw = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-store")]
+        raw += [(k.lower().encode(), v.encode()) for k, v in self.view.challenge()]
+        await send({"type": "http.response.start", "status": 401, "headers": raw})
+        await send({"type": "http.response.body", "body": body})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker.io.sinks.records import EventLines, TextItem
+from tracker.io.sinks.records import EventLines, FrameJob, TextItem
 
 
 class TextOutput:
@@ -43,6 +43,9 @@ class FrameOutput:
 
     def write(self, camera_id: str, timestamp: float, annotated: np.ndarray) -> None:
         """Take one annotated frame, (H, W, 3) uint8 BGR."""
+
+    def consume(self, job: FrameJob) -> None:
+        """Take one tick's raw frame and rows of one camera, before annotation (the identity console)."""
 
     def check(self) -> None:
         """Raise ``OSError`` when the output broke behind our back (its file was deleted)."""

@@ -12,9 +12,9 @@ from tracker.io.sinks.base import FrameOutput
 class LiveOutput(FrameOutput):
     """Serves ``output.http_host:http_port``; frames are annotated only while a viewer watches that camera."""
 
-    def __init__(self, output: OutputConfig, camera_ids: list[str]):
+    def __init__(self, output: OutputConfig, camera_ids: list[str], console=None):
         self.view = LiveView(camera_ids, output.http_host, output.http_port, output.http_token,
-                             output.http_user, output.http_password)
+                             output.http_user, output.http_password, console=console)
 
     def start(self) -> None:
         self.view.start()

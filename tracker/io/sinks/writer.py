@@ -5,7 +5,8 @@ annotation, video encoding and JPEG encoding happen in two daemon threads (and t
 request threads), never in the caller's. The outputs themselves are small classes with one job each
 (``base.TextOutput`` / ``base.FrameOutput``): ``mot.MotOutput`` (``<camera>.txt``),
 ``events.EventOutput`` (``events.jsonl``), ``video.VideoOutput`` (``<camera>.mp4``) and
-``live.LiveOutput`` (the live view).
+``live.LiveOutput`` (the live view) and ``console.ConsoleOutput`` (the identity console's sightings
+and thumbnails, fed raw frames on the frame thread).
 
 Queues and what is dropped:
 
@@ -80,6 +81,8 @@ class Sinks:
         show_ids: identity shown in files and labels: ``global_or_local`` (global id when resolved,
             else the local track id, in files and labels alike), ``local`` (always the local id),
             ``both`` (files as ``global_or_local``, labels ``global (local)``).
+        console: a ``tracker.io.console.IdentityConsole`` to feed and serve with the live view
+            (``output.http`` and ``output.console``), or None.
 
     Attributes:
         error: the ``UserError`` that stopped the outputs, or None.
@@ -88,7 +91,7 @@ class Sinks:
     """
 
     def __init__(self, output: OutputConfig, camera_ids: list[str], *, video_fps: dict[str, float] | None = None,
-                 show_ids: str = "global_or_local"):
+                 show_ids: str = "global_or_local", console=None):
         if show_ids not in SHOW_IDS:
             raise UserError(f"show_ids must be one of {', '.join(SHOW_IDS)}, got {show_ids!r}")
         if output.queue_size < 1:
@@ -117,6 +120,13 @@ class Sinks:
             self.video_output = VideoOutput(self.out_dir, names, video_fps)
         self.live_output = None
         self.frame_outputs: list[FrameOutput] = [self.video_output] if self.video_output else []
+        self.console = console if output.http else None
+        self.console_output = None
+        if self.console is not None:
+            from tracker.io.sinks.console import ConsoleOutput
+
+            self.console_output = ConsoleOutput(self.console, output.console_thumbs_per_frame)
+            self.frame_outputs.append(self.console_output)
 
         self._text_q: queue.SimpleQueue = queue.SimpleQueue()
         self._frames: collections.deque[FrameJob] = collections.deque(
@@ -159,10 +169,14 @@ class Sinks:
         if self.cfg.http:
             from tracker.io.sinks.live import LiveOutput
 
-            live = LiveOutput(self.cfg, self.camera_ids)
+            if self.console_output is not None:
+                self.console_output.start()
+            live = LiveOutput(self.cfg, self.camera_ids, self.console)
             try:
                 live.start()
             except UserError:
+                if self.console_output is not None:
+                    self.console_output.close()
                 self._close_text(sync=False)
                 raise
             self.live_output = live
@@ -222,11 +236,18 @@ class Sinks:
         """
         if self.error is not None:
             raise self.error
+        if self.console is not None and not self._closed and events:
+            self.console.apply_events(events)  # corrections reach open pages as they happen
         if self._closed or self.events_output is None or not events:
             return
         if not self._started:
             raise RuntimeError("Sinks.submit_events called before start()")
         self._text_q.put(EventLines("".join(json.dumps(e, default=json_default) + "\n" for e in events)))
+
+    def forget_identity(self, gid: int) -> None:
+        """An identity was purged from the registry: drop it from the console (memory, store, open pages)."""
+        if self.console is not None:
+            self.console.forget(gid)
 
     def _wait_for_text(self) -> None:
         if not self._warned_backpressure:
@@ -261,6 +282,11 @@ class Sinks:
                 if t.is_alive():
                     log.error("output thread %s did not finish within %.0f s; outputs may be incomplete",
                               t.name, _JOIN_TIMEOUT_S)
+        if self.console_output is not None and self.live_output is not None:  # started with the live view
+            try:
+                self.console_output.close()
+            except Exception:  # noqa: BLE001 - closing must go on: the live view still has to stop
+                log.exception("identity console: closing failed")
         if self.live_output is not None:
             self.live_output.close()
 
@@ -403,6 +429,8 @@ class Sinks:
 
         cam = job.camera_id
         update_trails(trails, job.rows, job.timestamp)
+        if self.console_output is not None:
+            self.console_output.consume(job)
         targets = [o for o in self.frame_outputs if o.wants(cam)]
         if not targets:
             return
