@@ -142,7 +142,7 @@ def test_rtsp_reconnects_after_server_restart_without_fake_frames(rtsp, caplog, 
         assert reader.health().state == "streaming"
         server.kill()
         killed_at = time.monotonic()
-        while time.monotonic() - killed_at < 1.5:
+        while time.monotonic() - killed_at < 1.5:  # about time: a 1.5 s outage must show as a gap in timestamps
             item = reader.get(0.1)
             if isinstance(item, Frame):
                 frames.append(item)
@@ -181,8 +181,7 @@ def test_rtsp_frozen_stream_is_detected_and_reconnected(rtsp):
             if isinstance(item, Frame):
                 frames.append(item)
         assert "stalled" in reader.health().last_error
-        time.sleep(1.0)
-        server.thaw()
+        server.thaw()  # the freeze was detected: what follows is the recovery, whenever it comes
         before = len(frames)
         collect(reader, frames, lambda: len(frames) >= before + 10, timeout=20)
     finally:
