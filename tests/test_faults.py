@@ -5,7 +5,7 @@ once and leaves complete outputs. RTSP faults use the GStreamer server of ``test
 (skipped, with the install hint, only where it is missing). Outages are 1 s and 10 s (the person
 in view keeps their identity) and 60 s (about a minute of the suite's time: the reader retries
 every second, its backoff cap, and a file camera beside it must not slow down meanwhile). The
-10 s and 60 s outages are marked ``slow``: they are about time and cannot be shortened.
+outages and the freeze are marked ``slow``: they are about time and cannot be shortened.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def _check_boxes(rows: np.ndarray) -> None:
 
 
 @needs_gst
-@pytest.mark.parametrize("outage", [pytest.param(1.0, id="1s"), pytest.param(10.0, id="10s", marks=pytest.mark.slow)])
+@pytest.mark.slow  # about time: an outage of 1 s / 10 s, then a reconnect within 2 s
+@pytest.mark.parametrize("outage", [1.0, 10.0], ids=["1s", "10s"])
 def test_rtsp_server_restart_reconnects_within_2s_and_keeps_identity(tmp_path, outage):
     server = RtspServer().start()
     det = StillPersonDetector()
@@ -214,6 +215,7 @@ def test_rtsp_server_down_60s_reconnects_within_2s_while_a_file_camera_runs(tmp_
 
 
 @needs_gst
+@pytest.mark.slow  # about time: a 4 s freeze, and the paced file camera's rate over it
 def test_frozen_rtsp_camera_does_not_stall_the_file_camera(tmp_path, data_dir, caplog):
     caplog.set_level(logging.INFO)
     server = RtspServer().start()

@@ -131,6 +131,7 @@ def check_real_frames(frames: list[Frame], max_gap_error: float = 0.35) -> list[
 
 
 @needs_gst
+@pytest.mark.slow  # about time: a 1.5 s outage must show as a gap in the timestamps
 def test_rtsp_reconnects_after_server_restart_without_fake_frames(rtsp, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     server = rtsp().start()
@@ -167,6 +168,7 @@ def test_rtsp_reconnects_after_server_restart_without_fake_frames(rtsp, caplog, 
 
 
 @needs_gst
+@pytest.mark.slow  # about time: a freeze is detected after read_timeout (1 s), within 5 s
 def test_rtsp_frozen_stream_is_detected_and_reconnected(rtsp):
     server = rtsp().start()
     reader = open_source("hall", server.url(), open_timeout=1.5, read_timeout=1.0, reconnect_max_backoff=0.5)
