@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,24 @@ def reid_model(model_dir) -> Path:
 @pytest.fixture(scope="session")
 def pets(data_dir) -> Path:
     return data_dir / "PETS09-S2L1"
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate()`` until it is true (True) or ``timeout`` s have passed (False).
+
+    For tests that wait for something to happen (frames arriving, a file written, a state
+    reached) and are not about how long it takes: the timeout is generous, a pass is as fast as
+    the event. ``wait_until`` fails the test instead of returning False.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01, what: str = "the condition") -> None:
+    """``wait_for``, failing the test with ``what`` when ``predicate()`` is still false after ``timeout`` s."""
+    if not wait_for(predicate, timeout, interval):
+        pytest.fail(f"timed out after {timeout:g} s waiting for {what}", pytrace=False)

@@ -271,7 +271,7 @@ def test_provider_fallback_to_cpu_is_logged(detector_dir, caplog):
     ("missing", "not found"),
     ("junk", "cannot load ONNX model"),
     ("reid", "not a YOLO"),  # a real ONNX model with a [B, 512] output
-    ("junk_pt", "cannot load"),  # Ultralytics backend (torch) on a corrupt checkpoint
+    pytest.param("junk_pt", "cannot load", marks=pytest.mark.slow),  # Ultralytics backend (torch): slow to import
 ])
 def test_user_errors_for_bad_models(detector_dir, reid_model, tmp_path, kind, match):
     path = {"missing": tmp_path / "missing.onnx", "junk": tmp_path / "junk.onnx", "reid": reid_model,
@@ -297,6 +297,7 @@ torch.save({"model": Payload(), "train_args": {"task": "detect"}}, sys.argv[1])
 """
 
 
+@pytest.mark.slow  # imports torch and Ultralytics (seconds per process)
 @pytest.mark.skipif(not HAVE_ULTRALYTICS, reason="ultralytics/torch not installed")
 def test_a_pt_checkpoint_cannot_run_code_when_loaded(tmp_path):
     from tracker.models.detection import safe_ultralytics_load
@@ -337,6 +338,7 @@ def test_onnx_path_never_imports_torch(detector_dir):
     assert r.returncode == 0, r.stderr[-2000:]
 
 
+@pytest.mark.slow  # imports torch and Ultralytics (seconds per process)
 @pytest.mark.skipif(not HAVE_ULTRALYTICS, reason="ultralytics/torch not installed")
 def test_onnx_and_ultralytics_backends_agree(detector_dir, bus, pets_frames):
     ul = Detector(detector_dir / "yolov8n_from_int8.pt", providers=("cpu",), conf=0.25)
@@ -362,6 +364,7 @@ def _export_parser() -> argparse.ArgumentParser:
     return p
 
 
+@pytest.mark.slow  # imports torch and Ultralytics (seconds per process)
 @pytest.mark.skipif(not HAVE_ULTRALYTICS, reason="ultralytics/torch not installed")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy ONNX exporter, used by Ultralytics
 def test_export_round_trip(detector_dir, tmp_path, bus, capsys):
@@ -380,6 +383,7 @@ def test_export_round_trip(detector_dir, tmp_path, bus, capsys):
     assert np.abs(mine.tlbr - ref.tlbr).max() < 0.5
 
 
+@pytest.mark.slow  # imports torch and Ultralytics (seconds per process)
 @pytest.mark.skipif(not HAVE_ULTRALYTICS, reason="ultralytics/torch not installed")
 def test_export_user_errors(detector_dir, tmp_path, monkeypatch):
     from tracker.commands.detector import export_detector

@@ -4,7 +4,8 @@ Each test injects one fault into a real run and checks that the pipeline survive
 once and leaves complete outputs. RTSP faults use the GStreamer server of ``tests/rtsp_server.py``
 (skipped, with the install hint, only where it is missing). Outages are 1 s and 10 s (the person
 in view keeps their identity) and 60 s (about a minute of the suite's time: the reader retries
-every second, its backoff cap, and a file camera beside it must not slow down meanwhile).
+every second, its backoff cap, and a file camera beside it must not slow down meanwhile). The
+outages and the freeze are marked ``slow``: they are about time and cannot be shortened.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import pytest
 
 from streams import SourceReader, open_source
+from tests.conftest import wait_until
 from tests.rtsp_server import MjpegServer, decode_counter, draw
 from tests.test_rtsp import FPS, GST, INSTALL_HINT, RtspServer
 from tracker.config import RunConfig
@@ -110,6 +112,7 @@ def _check_boxes(rows: np.ndarray) -> None:
 
 
 @needs_gst
+@pytest.mark.slow  # about time: an outage of 1 s / 10 s, then a reconnect within 2 s
 @pytest.mark.parametrize("outage", [1.0, 10.0], ids=["1s", "10s"])
 def test_rtsp_server_restart_reconnects_within_2s_and_keeps_identity(tmp_path, outage):
     server = RtspServer().start()
@@ -125,7 +128,7 @@ def test_rtsp_server_restart_reconnects_within_2s_and_keeps_identity(tmp_path, o
         index_before = reader.health().frames_in
         server.kill()
         killed = time.monotonic()
-        time.sleep(outage)
+        time.sleep(outage)  # about time: the server stays down this long
         server.start()
         restarted = time.monotonic()
         index_restart = reader.health().frames_in
@@ -154,6 +157,7 @@ def test_rtsp_server_restart_reconnects_within_2s_and_keeps_identity(tmp_path, o
 
 
 @needs_gst
+@pytest.mark.slow  # a 60 s outage: about time
 def test_rtsp_server_down_60s_reconnects_within_2s_while_a_file_camera_runs(tmp_path, data_dir, caplog):
     caplog.set_level(logging.INFO)
     server = RtspServer().start()
@@ -173,7 +177,7 @@ def test_rtsp_server_down_60s_reconnects_within_2s_while_a_file_camera_runs(tmp_
         assert _wait(lambda: len(det.times) >= 30, 20), f"no frames before the outage: {live.reader.health()}"
         server.kill()
         killed = time.monotonic()
-        while time.monotonic() - killed < outage:
+        while time.monotonic() - killed < outage:  # about time: the file camera's rate over the outage
             samples.append((time.monotonic(), file_cam.frames_done))
             time.sleep(0.05)
         down_health = live.reader.health()
@@ -211,6 +215,7 @@ def test_rtsp_server_down_60s_reconnects_within_2s_while_a_file_camera_runs(tmp_
 
 
 @needs_gst
+@pytest.mark.slow  # about time: a 4 s freeze, and the paced file camera's rate over it
 def test_frozen_rtsp_camera_does_not_stall_the_file_camera(tmp_path, data_dir, caplog):
     caplog.set_level(logging.INFO)
     server = RtspServer().start()
@@ -233,7 +238,7 @@ def test_frozen_rtsp_camera_does_not_stall_the_file_camera(tmp_path, data_dir, c
         server.freeze()
         frozen_at = time.monotonic()
         frozen_frames = frozen.frames_done
-        while time.monotonic() - frozen_at < freeze_for:
+        while time.monotonic() - frozen_at < freeze_for:  # about time: the file camera's rate over the freeze
             samples.append((time.monotonic(), file_cam.frames_done))
             h = frozen.reader.health()
             states.add(str(h.state))
@@ -414,15 +419,18 @@ def _cli_config(tmp_path: Path, data_dir: Path, cams=("cam1",)) -> Path:
     return cfg
 
 
+def _written(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
+
+
 def test_output_folder_removed_mid_run_stops_with_one_error_line(tmp_path, data_dir):
     out = tmp_path / "out"
     cmd = [sys.executable, str(ROOT / "run.py"), "run", "--config", str(_cli_config(tmp_path, data_dir)),
            "--set", f"output.dir={out}", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        assert _wait(lambda: (out / "cam1.txt").is_file() and (out / "cam1.txt").stat().st_size > 0, 60, 0.05), \
-            "the run did not start writing"
-        time.sleep(1.0)
+        wait_until(lambda: all(_written(out / name) for name in ("cam1.txt", "events.jsonl")), 60,
+                   what="the run to start writing its outputs")
 
         removed = {}
 
@@ -453,9 +461,8 @@ def test_sigterm_exits_cleanly_with_complete_outputs(tmp_path, data_dir):
            str(_cli_config(tmp_path, data_dir, ("cam1", "cam3"))), "--set", f"output.dir={out}", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        assert _wait(lambda: (out / "events.jsonl").is_file() and (out / "events.jsonl").stat().st_size > 0, 60,
-                     0.05), "the run did not start writing"
-        time.sleep(1.5)
+        wait_until(lambda: all(_written(out / name) for name in ("cam1.txt", "cam3.txt", "events.jsonl")), 60,
+                   what="the run to write rows for both cameras and events")
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         stdout, stderr = proc.communicate(timeout=30)

@@ -6,12 +6,12 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import wait_for
 from tests.rtsp_server import decode_counter
 from tests.test_rtsp import GST, INSTALL_HINT, RtspServer
 from tracker.config import RunConfig
@@ -126,19 +126,21 @@ def test_rtsp_outage_pipeline_keeps_running(tmp_path):
             "reid": {"enabled": False}, "output": {"dir": str(tmp_path)}, "pipeline": {"status_interval": 0.5}})
         det = CounterDetector()
         pipe = Pipeline(cfg, detector=det)
+        reader = pipe.cameras["live"].reader
         result = {}
         t = threading.Thread(target=lambda: result.update(pipe.run(progress=False)))
         t.start()
-        time.sleep(3.0)
-        before = len(det.counters)
-        server.kill()
-        time.sleep(2.0)
-        server.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(det.counters) < before + 20:
-            time.sleep(0.2)
-        pipe.stop()
-        t.join(15)
+        try:
+            wait_for(lambda: len(det.counters) > 15, 20)
+            before = len(det.counters)
+            server.kill()
+            # Not about how long the outage lasts: down until the reader has seen it and failed to reconnect.
+            wait_for(lambda: reader.health().state == "reconnecting" and reader.health().connect_failures >= 1, 20)
+            server.start()
+            wait_for(lambda: len(det.counters) >= before + 20, 20)
+        finally:
+            pipe.stop()
+            t.join(15)
         assert not t.is_alive()
     finally:
         server.kill()

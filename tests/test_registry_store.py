@@ -193,7 +193,7 @@ def test_kill_mid_save_leaves_a_whole_save(tmp_path):
                                  text=True)
         try:
             assert child.stdout.readline().strip() == "ready"
-            time.sleep(float(rng.uniform(0.05, 0.4)))
+            time.sleep(float(rng.uniform(0.05, 0.4)))  # about time: a kill at a random moment
         finally:
             child.kill()
             child.communicate()
@@ -506,7 +506,7 @@ def test_sigterm_saves_the_registry(tmp_path, data_dir):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and '"global_id": 1' not in _read(out / "events.jsonl"):
             time.sleep(0.05)
-        time.sleep(1.0)
+        time.sleep(1.0)  # kept: a window in which a periodic save would have written the file
         assert not (out / "registry.db").exists(), "save_interval 0: saved only at shutdown"
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)

@@ -18,8 +18,13 @@ from tracker.errors import UserError
 from tracker.models.reid import ReIDEncoder
 
 _MISSING = [m for m in ("torch", "onnx", "torchreid") if importlib.util.find_spec(m) is None]
-needs_export = pytest.mark.skipif(bool(_MISSING), reason=f"not installed: {', '.join(_MISSING)} "
-                                                          "(pip install torchreid==0.2.5)")
+_installed = pytest.mark.skipif(bool(_MISSING), reason=f"not installed: {', '.join(_MISSING)} "
+                                                        "(pip install torchreid==0.2.5)")
+
+
+def needs_export(test):
+    """Needs torch, onnx and torchreid; slow: importing torch and exporting take seconds."""
+    return pytest.mark.slow(_installed(test))
 
 
 @pytest.fixture(scope="module")

@@ -131,6 +131,7 @@ def check_real_frames(frames: list[Frame], max_gap_error: float = 0.35) -> list[
 
 
 @needs_gst
+@pytest.mark.slow  # about time: a 1.5 s outage must show as a gap in the timestamps
 def test_rtsp_reconnects_after_server_restart_without_fake_frames(rtsp, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     server = rtsp().start()
@@ -142,7 +143,7 @@ def test_rtsp_reconnects_after_server_restart_without_fake_frames(rtsp, caplog, 
         assert reader.health().state == "streaming"
         server.kill()
         killed_at = time.monotonic()
-        while time.monotonic() - killed_at < 1.5:
+        while time.monotonic() - killed_at < 1.5:  # about time: a 1.5 s outage must show as a gap in timestamps
             item = reader.get(0.1)
             if isinstance(item, Frame):
                 frames.append(item)
@@ -167,6 +168,7 @@ def test_rtsp_reconnects_after_server_restart_without_fake_frames(rtsp, caplog, 
 
 
 @needs_gst
+@pytest.mark.slow  # about time: a freeze is detected after read_timeout (1 s), within 5 s
 def test_rtsp_frozen_stream_is_detected_and_reconnected(rtsp):
     server = rtsp().start()
     reader = open_source("hall", server.url(), open_timeout=1.5, read_timeout=1.0, reconnect_max_backoff=0.5)
@@ -181,8 +183,7 @@ def test_rtsp_frozen_stream_is_detected_and_reconnected(rtsp):
             if isinstance(item, Frame):
                 frames.append(item)
         assert "stalled" in reader.health().last_error
-        time.sleep(1.0)
-        server.thaw()
+        server.thaw()  # the freeze was detected: what follows is the recovery, whenever it comes
         before = len(frames)
         collect(reader, frames, lambda: len(frames) >= before + 10, timeout=20)
     finally:

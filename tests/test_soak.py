@@ -8,6 +8,7 @@ plus the tracker's ``max_age``) is reached within the first quarter of a 150 s r
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench.soak import run_soak
 from tracker.core.config import TrackerConfig
@@ -23,6 +24,7 @@ def _quarter(samples: list[dict], q: int) -> list[dict]:
     return samples[q * n // 4:(q + 1) * n // 4]
 
 
+@pytest.mark.slow  # 6,000 frames through the whole tracker: ~20 s of CPU
 def test_soak_stays_bounded():
     tcfg = TrackerConfig()
     mc = MulticamConfig(enabled=True, memory_seconds=MEMORY_S)

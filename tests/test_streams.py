@@ -103,7 +103,7 @@ def test_file_fps_argument_sets_timestamps(video):
 
 def test_slow_consumer_blocks_reader_without_drops(video):
     reader = open_source("c1", str(video), queue_size=3)
-    time.sleep(0.5)  # the reader fills the queue and waits
+    time.sleep(0.5)  # the reader fills the queue and waits; kept: time for a reader that does not wait to overrun
     h = reader.health()
     assert h.frames_in <= 3 + 1  # queued, plus the one waiting for room
     assert len(reader._queue) <= 3
@@ -338,7 +338,7 @@ def test_frame_queue_blocking_put_stops_on_close():
     q.put(_f(2), stop)
     t = threading.Thread(target=lambda: q.put(_f(3), stop))
     t.start()
-    time.sleep(0.1)
+    time.sleep(0.1)  # kept: a window in which a put that does not block would have returned
     assert t.is_alive()  # blocked: the queue is full
     q.close()
     t.join(1.0)
@@ -409,7 +409,7 @@ def test_ffmpeg_options_gate_serialises_only_conflicting_opens(monkeypatch):
 
         t = threading.Thread(target=other)
         t.start()
-        time.sleep(0.1)
+        time.sleep(0.1)  # kept: a window in which an open that does not wait would have run
         assert not seen  # waits for the tcp open to finish
     t.join(2.0)
     assert seen == ["probesize;32768|rtsp_transport;udp"]
