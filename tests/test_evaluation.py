@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from tracker.errors import UserError
 from tracker.evaluation import COMBINED, evaluate_dirs, evaluate_files, format_table
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("MCTRACK_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared test data not found at {DATA}")
 
 PETS_GT = DATA / "PETS09-S2L1" / "gt" / "gt.txt"
@@ -136,16 +137,17 @@ def test_evaluate_dirs_finds_sequences_and_format_table(tmp_path):
 # Synthetic files
 
 
-def test_mot15_conf_zero_rows_are_ignored(tmp_path):
+def test_mot15_conf_zero_rows_leave_the_gt_and_predictions_on_them_count(tmp_path):
+    """trackeval's MOT15 mode: conf 0 rows are removed from the gt; no prediction is removed."""
     gt_path = _synthetic_mot15_gt(tmp_path / "gt.txt")
     gt = _load(gt_path)
     people = gt[gt[:, 6] == 1, :6]
     r = _score(gt_path, _write_results(tmp_path / "people.txt", people))
     assert r["HOTA"] == pytest.approx(100.0) and r["MOTA"] == pytest.approx(100.0)
     assert r["GT_IDs"] == 2
-    # A prediction on the ignored person is dropped, not a false positive.
+    # A prediction on the conf 0 person is a false positive (10 FP against 20 gt boxes), not dropped.
     r_all = _score(gt_path, _write_results(tmp_path / "all.txt", gt[:, :6]))
-    assert r_all["MOTA"] == pytest.approx(100.0) and r_all["Pred_IDs"] == 2
+    assert r_all["MOTA"] == pytest.approx(50.0) and r_all["Pred_IDs"] == 3 and r_all["GT_IDs"] == 2
 
 
 def test_empty_result_scores_zero(tmp_path):
@@ -220,3 +222,83 @@ def test_format_table_layout():
     assert lines[-1].startswith(COMBINED) and lines[2].startswith("a-long-sequence-name")
     assert len({len(line) for line in lines}) == 1  # aligned
     assert "-3.25" in table and " 7 " in table
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Equality with trackeval's own folder-based evaluation (MotChallenge2DBox + Evaluator)
+
+
+def _track_motion_only(seq_dir: Path, out: Path) -> Path:
+    """Result file from ``run.py track`` on the sequence's public detections, motion only, default config."""
+    import configparser
+    import subprocess
+    import sys
+
+    info = configparser.ConfigParser()
+    info.read(seq_dir / "seqinfo.ini")
+    fps = info["Sequence"]["frameRate"]
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "run.py"), "track", "--dets", str(seq_dir / "det" / "det.txt"),
+                    "--out", str(out), "--fps", fps, "-q"], check=True, cwd=root, capture_output=True)
+    return out
+
+
+def _trackeval_folder_scores(tmp: Path, benchmark: str, seq_dirs: dict[str, Path],
+                             results: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """Score ``results`` with trackeval's MotChallenge2DBox in its own folder layout (gt copied with seqinfo.ini)."""
+    import shutil
+
+    import trackeval
+
+    gt_root, trk_root = tmp / "gt", tmp / "trackers"
+    split = f"{benchmark}-train"
+    for seq, seq_dir in seq_dirs.items():
+        (gt_root / split / seq / "gt").mkdir(parents=True)
+        shutil.copy(seq_dir / "gt" / "gt.txt", gt_root / split / seq / "gt" / "gt.txt")
+        shutil.copy(seq_dir / "seqinfo.ini", gt_root / split / seq / "seqinfo.ini")
+        (trk_root / split / "ours" / "data").mkdir(parents=True, exist_ok=True)
+        shutil.copy(results[seq], trk_root / split / "ours" / "data" / f"{seq}.txt")
+    (gt_root / "seqmaps").mkdir(parents=True)
+    (gt_root / "seqmaps" / f"{split}.txt").write_text("name\n" + "".join(f"{s}\n" for s in seq_dirs))
+    quiet = {"PRINT_CONFIG": False}
+    evaluator = trackeval.Evaluator({**quiet, "USE_PARALLEL": False, "PRINT_RESULTS": False, "TIME_PROGRESS": False,
+                                     "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
+                                     "OUTPUT_EMPTY_CLASSES": False})
+    dataset = trackeval.datasets.MotChallenge2DBox({
+        **quiet, "GT_FOLDER": str(gt_root), "TRACKERS_FOLDER": str(trk_root), "OUTPUT_FOLDER": str(tmp / "out"),
+        "BENCHMARK": benchmark, "SPLIT_TO_EVAL": "train", "TRACKERS_TO_EVAL": ["ours"]})
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({**quiet, "THRESHOLD": 0.5}),
+               trackeval.metrics.Identity({**quiet, "THRESHOLD": 0.5})]
+    raw, _ = evaluator.evaluate([dataset], metrics)
+    out = {}
+    for seq, by_cls in raw["MotChallenge2DBox"]["ours"].items():
+        m = by_cls["pedestrian"]
+        hota = {k: 100 * float(np.mean(m["HOTA"][k])) for k in ("HOTA", "DetA", "AssA")}
+        out[COMBINED if seq == "COMBINED_SEQ" else seq] = {
+            **hota, "IDF1": 100 * float(m["Identity"]["IDF1"]), "MOTA": 100 * float(m["CLEAR"]["MOTA"]),
+            "IDSW": int(m["CLEAR"]["IDSW"])}
+    return out
+
+
+@pytest.mark.parametrize("benchmark, folder, seqs", [
+    ("MOT15", "MOT15-dev", ["ETH-Bahnhof"]),  # MOT15 gt holding conf 0 rows (2,255 of 7,670)
+    ("MOT17", "MOT17-mini", ["MOT17-02-FRCNN", "MOT17-04-FRCNN"]),
+])
+def test_matches_trackeval_folder_evaluation(tmp_path, data_dir, benchmark, folder, seqs):
+    """run.py track's own output scores the same through tracker.evaluation as through trackeval's folder evaluation.
+
+    MOT15: conf 0 gt rows leave the gt and predictions on them count as false positives (no distractor matching);
+    MOT17: predictions matched to distractor classes are dropped.
+    """
+    seq_dirs = {s: data_dir / folder / s for s in seqs}
+    if not all((d / "gt" / "gt.txt").is_file() for d in seq_dirs.values()):
+        pytest.skip(f"{folder} not in {data_dir}")
+    (tmp_path / "res").mkdir()
+    results = {s: _track_motion_only(d, tmp_path / "res" / f"{s}.txt") for s, d in seq_dirs.items()}
+    ours = evaluate_files({s: d / "gt" / "gt.txt" for s, d in seq_dirs.items()}, results)
+    theirs = _trackeval_folder_scores(tmp_path / "te", benchmark, seq_dirs, results)
+    assert set(theirs) == set(ours)
+    for seq in ours:
+        assert ours[seq]["Pred_IDs"] > 0, "the tracker wrote nothing: the comparison would be vacuous"
+        for key in ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW"):
+            assert ours[seq][key] == pytest.approx(theirs[seq][key], abs=1e-9), (seq, key)

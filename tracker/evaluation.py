@@ -7,8 +7,9 @@ without trackeval's folder layout, seqmaps or ``seqinfo.ini``.
 File formats (comma separated, one box per line, frames 1-based, boxes ``tlwh`` in pixels):
 
 - Ground truth, MOT15 style (10 columns; 7 accepted): ``frame,id,left,top,w,h,conf,x,y,z``.
-  ``conf == 0`` marks a box to ignore: it is not scored, and a prediction matched to it is dropped
-  (not a false positive). Every other row is a pedestrian.
+  Rows with ``conf == 0`` are removed from the ground truth; nothing is removed from the predictions, so a
+  prediction on such a box is a false positive. Every other row is a pedestrian. This is trackeval's
+  ``MotChallenge2DBox`` with ``BENCHMARK='MOT15'`` (its distractor preprocessing is "never done for MOT15").
 - Ground truth, MOT16/17/20 style (9 columns; 8 accepted): ``frame,id,left,top,w,h,consider,class,visibility``.
   Scored: class 1 (pedestrian) with ``consider != 0``. A prediction matched (Hungarian on IoU, IoU >= 0.5,
   against *all* gt boxes of the frame) to a box of class 2 (person on vehicle), 7 (static person),
@@ -29,7 +30,8 @@ scored after preprocessing; summed over sequences for ``COMBINED``).
 
 numpy 2: trackeval 1.3.0 uses none of the removed numpy aliases (``np.float``, ``np.int``, ``np.bool``...),
 so it imports and runs unchanged and no compatibility shim is needed. On perturbed results for MOT17-mini and
-PETS09 (MOT15 mode) this module reproduces trackeval's own ``MotChallenge2DBox`` + ``Evaluator`` numbers exactly.
+PETS09 and ETH-Bahnhof (MOT15 mode, conf 0 rows included) this module reproduces trackeval's own
+``MotChallenge2DBox`` + ``Evaluator`` numbers (``tests/test_evaluation.py::test_matches_trackeval_folder_evaluation``).
 """
 
 from __future__ import annotations
@@ -134,8 +136,8 @@ def _load_gt(path: Path) -> _Boxes:
                         f"got {ncols}")
     # trackeval reads the flag column with astype(int): 0.5 truncates to 0 and counts as zero-marked.
     marked = rows[:, 6].astype(np.int64) != 0
-    if ncols in (7, 10):  # MOT15: no classes; conf == 0 is an ignore box.
-        return _sorted_boxes(rows, marked, ~marked, path, "ground-truth")
+    if ncols in (7, 10):  # MOT15: no classes; conf == 0 rows leave the gt, predictions are all kept.
+        return _sorted_boxes(rows, marked, np.zeros(len(rows), bool), path, "ground-truth")
     if not np.isfinite(rows[:, 7]).all():
         raise UserError(f"malformed ground-truth file {path}: class column (8th) must be numeric")
     classes = rows[:, 7].astype(np.int64)
