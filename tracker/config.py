@@ -42,8 +42,8 @@ class KalmanConfig:
         1.0, "standard deviation of the unknown velocity of a new track, box sizes per second. "
         "Higher: wider gates for a new track's second match.", 0.0, 20.0)
     score_scaled_noise: bool = _f(
-        False, "scale measurement noise by (1 - score) (NSA Kalman): confident detections pull the "
-        "state harder. Off: every detection weighs the same.")
+        False, "scale measurement noise by (1 - score) (NSA Kalman; the score on the tracker's score_scale): "
+        "confident detections pull the state harder. Off: every detection weighs the same.")
     max_dt: float = _f(
         2.0, "longest time step in seconds the filter integrates velocity over; lost tracks stop "
         "drifting after this. Higher: predicts longer gaps linearly; lower: safer for long occlusions.",
@@ -54,15 +54,21 @@ class KalmanConfig:
 class TrackerConfig:
     """Per-camera association and track lifecycle (DeepSORT/ByteTrack style)."""
 
+    score_scale: str = _f(
+        "adaptive", "how high_score, new_track_score and the score-scaled Kalman noise read detection scores. "
+        "'adaptive': on the range the detector is seen to use (its 1st..99th score percentile so far, "
+        "learnt at run time from every detection at or above low_score, starting from a uniform [0, 1] "
+        "prior): a threshold t means floor + t * (top - floor), so one setting serves a detector reporting "
+        "0.1..0.9 and one reporting 0.5..1.0. 'absolute': the raw scores.", choices=("adaptive", "absolute"))
     high_score: float = _f(
-        0.5, "detections at or above this score enter the first (appearance + motion) stage and can "
-        "start tracks. Higher: fewer false tracks, more misses.", 0.0, 1.0)
+        0.5, "detections at or above this score (see score_scale) enter the first (appearance + motion) "
+        "stage and can start tracks. Higher: fewer false tracks, more misses.", 0.0, 1.0)
     low_score: float = _f(
         0.1, "detections below this are ignored; those between low_score and high_score can only "
         "extend existing tracks by IoU (ByteTrack). Lower: keeps tracks through occlusion, more "
         "risk of drifting onto clutter.", 0.0, 1.0)
     new_track_score: float = _f(
-        0.7, "minimum score for an unmatched detection to start a new track. Higher: fewer false "
+        0.7, "minimum score (see score_scale) for an unmatched detection to start a new track. Higher: fewer false "
         "and duplicate tracks, later starts.", 0.0, 1.0)
     n_init: int = _f(
         4, "consecutive matches before a tentative track is confirmed and reported. Higher: fewer "

@@ -33,6 +33,40 @@ log = logging.getLogger(__name__)
 TENTATIVE, CONFIRMED = 0, 1
 
 
+class ScoreRange:
+    """Running estimate of the score range a detector uses: its ``lo`` and ``hi`` percentile.
+
+    A histogram of every score seen (``bins`` bins over [0, 1]) that starts with ``prior`` counts spread
+    uniformly, so the first frames read scores as absolute ones and the range narrows to the
+    detector's own as detections arrive (about ``prior`` detections halve the prior's weight).
+    ``normalise`` maps a score to [0, 1] on that range, ``threshold`` maps back.
+    """
+
+    def __init__(self, bins: int = 100, prior: float = 50.0, lo: float = 0.01, hi: float = 0.99):
+        self.bins, self.lo_q, self.hi_q = bins, lo, hi
+        self.hist = np.full(bins, prior / bins)
+        self.floor, self.top = 0.0, 1.0
+
+    def observe(self, scores: np.ndarray) -> None:
+        """Add (N,) scores in [0, 1] and refresh ``floor`` / ``top``."""
+        if len(scores) == 0:
+            return
+        idx = np.minimum((np.clip(scores, 0.0, 1.0) * self.bins).astype(np.int64), self.bins - 1)
+        self.hist += np.bincount(idx, minlength=self.bins)
+        cdf = np.cumsum(self.hist)
+        i_lo, i_hi = np.searchsorted(cdf, [self.lo_q * cdf[-1], self.hi_q * cdf[-1]])
+        self.floor = i_lo / self.bins
+        self.top = max((min(i_hi, self.bins - 1) + 1) / self.bins, self.floor + 1.0 / self.bins)
+
+    def threshold(self, t: float) -> float:
+        """A threshold given on the [0, 1] scale, in raw scores: ``floor + t * (top - floor)``."""
+        return self.floor + t * (self.top - self.floor)
+
+    def normalise(self, scores: np.ndarray) -> np.ndarray:
+        """(N,) raw scores -> (N,) float64 on the detector's range, clipped to [0, 1]."""
+        return np.clip((np.asarray(scores, np.float64) - self.floor) / (self.top - self.floor), 0.0, 1.0)
+
+
 class CameraTracker:
     """Tracks people in one camera. Give it its own ``IdAllocator`` (or share one on purpose)."""
 
@@ -51,6 +85,7 @@ class CameraTracker:
         self.hits = np.zeros(n, np.int64)
         self.last_seen = np.zeros(n)
         self.score = np.zeros(n, np.float32)
+        self.score_range = ScoreRange() if self.cfg.score_scale == "adaptive" else None
 
     # ------------------------------------------------------------------ state helpers
     def __len__(self) -> int:
@@ -126,7 +161,15 @@ class CameraTracker:
         else:
             memory = self._memory
         n_det = len(tlbr)
-        high = scores >= cfg.high_score
+        if self.score_range is not None:
+            self.score_range.observe(scores)
+            high = scores >= self.score_range.threshold(cfg.high_score)
+            new_track_score = self.score_range.threshold(cfg.new_track_score)
+            noise_scores = self.score_range.normalise(scores)
+        else:
+            high = scores >= cfg.high_score
+            new_track_score = cfg.new_track_score
+            noise_scores = scores
 
         det_match = np.full(n_det, -1, np.int64)  # det -> track row
         trk_match = np.full(len(self), -1, np.int64)  # track row -> det
@@ -175,7 +218,7 @@ class CameraTracker:
         if len(matched):
             d = trk_match[matched]
             self.mean[matched], self.cov[matched] = kalman.update(
-                self.mean[matched], self.cov[matched], det_xywh[d], cfg.kalman, scores[d])
+                self.mean[matched], self.cov[matched], det_xywh[d], cfg.kalman, noise_scores[d])
             self.hits[matched] += 1
             self.last_seen[matched] = now
             self.score[matched] = scores[d]
@@ -210,7 +253,7 @@ class CameraTracker:
             self._keep(~drop)
 
         # Births from unmatched confident detections.
-        new = np.nonzero(high & (det_match < 0) & (scores >= cfg.new_track_score))[0]
+        new = np.nonzero(high & (det_match < 0) & (scores >= new_track_score))[0]
         if len(new):
             self._birth(tlbr[new], scores[new], emb[new] if emb is not None else None, now)
             if self.frames == 1 or cfg.n_init == 1:
