@@ -76,6 +76,10 @@ class TrackerConfig:
     max_age: float = _f(
         5.0, "seconds a lost confirmed track is kept for re-identification before removal. Higher: "
         "survives longer occlusions, more candidates to confuse.", 0.0, 86400.0)
+    motion_max_age: float = _f(
+        1.0, "seconds a lost confirmed track with no appearance memory (no embeddings given) is kept; "
+        "motion alone cannot re-identify someone after a long gap, so such tracks expire sooner than "
+        "max_age. Higher: bridges longer misses by motion, more wrong re-links.", 0.0, 86400.0)
     appearance_weight: float = _f(
         0.8, "weight of cosine appearance distance in the first-stage cost; the rest is IoU distance "
         "to the predicted box. Higher: relies on looks (survives long gaps); lower: relies on "

@@ -34,17 +34,17 @@ TENTATIVE, CONFIRMED = 0, 1
 
 
 class ScoreRange:
-    """Running estimate of the score range a detector uses: its ``lo`` and ``hi`` percentile.
+    """Running estimate of the score range a detector uses: its ``lo`` and ``hi`` percentile so far.
 
-    A histogram of every score seen (``bins`` bins over [0, 1]) that starts with ``prior`` counts spread
-    uniformly, so the first frames read scores as absolute ones and the range narrows to the
-    detector's own as detections arrive (about ``prior`` detections halve the prior's weight).
-    ``normalise`` maps a score to [0, 1] on that range, ``threshold`` maps back.
+    A histogram of every score seen (``bins`` bins over [0, 1]). The range starts at [0, 1] (scores read as
+    absolute) and moves to the detector's own percentiles as detections arrive: the estimate is blended
+    with [0, 1] by weight ``prior / (prior + n)`` after ``n`` scores (after 100 detections the learnt
+    range has 5/6 of the weight). ``normalise`` maps a score to [0, 1] on that range, ``threshold`` maps back.
     """
 
-    def __init__(self, bins: int = 100, prior: float = 50.0, lo: float = 0.01, hi: float = 0.99):
-        self.bins, self.lo_q, self.hi_q = bins, lo, hi
-        self.hist = np.full(bins, prior / bins)
+    def __init__(self, bins: int = 100, prior: float = 20.0, lo: float = 0.01, hi: float = 0.99):
+        self.bins, self.prior, self.lo_q, self.hi_q = bins, prior, lo, hi
+        self.hist = np.zeros(bins)
         self.floor, self.top = 0.0, 1.0
 
     def observe(self, scores: np.ndarray) -> None:
@@ -54,9 +54,12 @@ class ScoreRange:
         idx = np.minimum((np.clip(scores, 0.0, 1.0) * self.bins).astype(np.int64), self.bins - 1)
         self.hist += np.bincount(idx, minlength=self.bins)
         cdf = np.cumsum(self.hist)
-        i_lo, i_hi = np.searchsorted(cdf, [self.lo_q * cdf[-1], self.hi_q * cdf[-1]])
-        self.floor = i_lo / self.bins
-        self.top = max((min(i_hi, self.bins - 1) + 1) / self.bins, self.floor + 1.0 / self.bins)
+        n = cdf[-1]
+        i_lo, i_hi = np.searchsorted(cdf, [self.lo_q * n, self.hi_q * n])
+        w = self.prior / (self.prior + n)
+        self.floor = (1.0 - w) * i_lo / self.bins
+        top = (min(i_hi, self.bins - 1) + 1) / self.bins
+        self.top = max(w + (1.0 - w) * top, self.floor + 1.0 / self.bins)
 
     def threshold(self, t: float) -> float:
         """A threshold given on the [0, 1] scale, in raw scores: ``floor + t * (top - floor)``."""
@@ -232,7 +235,9 @@ class CameraTracker:
         # Lifecycle: drop tentative misses and expired tracks.
         missed = trk_match < 0
         drop = missed & (self.state == TENTATIVE)
-        drop |= (self.state == CONFIRMED) & (now - self.last_seen > cfg.max_age)
+        has_app = memory.valid if memory is not None else np.zeros(len(self), bool)
+        max_age = np.where(has_app, cfg.max_age, min(cfg.motion_max_age, cfg.max_age))
+        drop |= (self.state == CONFIRMED) & (now - self.last_seen > max_age)
         if cfg.output_box == "filtered":
             matched_tlbr = self.predicted_tlbr()
         else:
