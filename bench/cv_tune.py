@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -148,6 +149,8 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="start from these values")
     ap.add_argument("--jobs", type=int, default=2, help="folds searched in parallel (processes)")
     ap.add_argument("--keep", type=Path, help="keep the held-out result files here")
+    ap.add_argument("--save", type=Path, help="write the parameters chosen per fold and on all five (JSON; "
+                    "tests/test_accuracy_gate.py replays the folds from bench/results/cv_mot15dev_folds.json)")
     args = ap.parse_args()
 
     base = TrackerConfig()
@@ -173,6 +176,11 @@ def main() -> int:
     final = search(base, seqs, args.params, args.passes, "all five")
     print(f"\nchosen on all five (in-sample for MOT15-dev): {changes(final, base, args.params)}")
     print(format_table(score(final, seqs)))
+    if args.save:
+        def as_dict(cfg):
+            return {k: get(cfg, k) for k in args.params}  # every searched key, so a replay needs no defaults
+        args.save.write_text(json.dumps({"start": [*args.set], "folds": {h: as_dict(c) for h, c in chosen.items()},
+                                         "all_five": as_dict(final)}, indent=2) + "\n")
     return 0
 
 

@@ -33,7 +33,7 @@ class KalmanConfig:
         0.25, "process noise on position, box sizes per sqrt(second). Higher: follows sudden moves, "
         "but gates widen and neighbours are confused more easily.", 0.0, 10.0)
     std_velocity: float = _f(
-        0.3, "process noise on velocity, box sizes per second per sqrt(second). Higher: adapts to "
+        2.0, "process noise on velocity, box sizes per second per sqrt(second). Higher: adapts to "
         "turns and speed changes quickly; lower: smoother, better through occlusion.", 0.0, 10.0)
     std_measurement: float = _f(
         0.2, "detection noise, fraction of box size. Higher: trusts the motion model more than "

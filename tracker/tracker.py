@@ -10,8 +10,13 @@ vectorised over all tracks. One ``update`` per frame:
    low-score detections, by IoU (ByteTrack's second association);
 4. stage 3: tentative tracks vs leftover confident detections, by IoU;
 5. lifecycle: tentative tracks that miss are dropped, confirmed ones become lost and are
-   removed ``max_age`` seconds after their last match; unmatched confident detections
-   start tentative tracks, confirmed after ``n_init`` consecutive matches.
+   removed ``max_age`` seconds after their last match (``motion_max_age`` for tracks with no
+   appearance memory); unmatched confident detections start tentative tracks, confirmed after
+   ``n_init`` consecutive matches.
+
+Nothing is counted in frames except ``n_init`` (a number of detections: evidence, not time), and
+"confident" is read on the detector's own score range, learnt while running (``ScoreRange``), so
+one configuration serves cameras at 7 or 30 fps and detectors whose scores span 0.1..0.9 or 0.5..1.
 """
 
 from __future__ import annotations
