@@ -47,7 +47,9 @@ for p in (str(ROOT), str(BENCH)):
 import embed_cache  # noqa: E402  (bench/embed_cache.py)
 
 SEQ = "PETS09-S2L1"
-DATA = ROOT.parent / "shared" / "data" / SEQ
+SHARED_DATA = Path(os.environ.get("MCTRACK_DATA_DIR") or ROOT.parent / "shared" / "data")
+DATA = SHARED_DATA / SEQ
+DEV_DATA = SHARED_DATA / "MOT15-dev"
 DET_SETS = {"public": "det/det.txt", "yolo": "det/det_yolov8n.txt"}
 METRICS = ("HOTA", "IDF1", "MOTA", "IDSW")
 
@@ -108,6 +110,8 @@ class BoxMOT:
 
     name = ""
     needs_image = True
+    motion_only = False  # set per run: MOT15-dev has no frames, so no embeddings
+    embeddings_switch = False  # the shipped config has use_embeddings (BoT-SORT, OccluBoost, BoostTrack)
 
     def __init__(self, fps, image_hw):
         import torch
@@ -116,8 +120,12 @@ class BoxMOT:
         from boxmot.trackers.specs import TrackerSpec
 
         self._torch, self._Boxes, self._Detections = torch, Boxes, Detections
-        self.trk = create_tracker(TrackerSpec(name=self.name))
+        # Motion only: the tracker's own use_embeddings switch is turned off (everything else as shipped).
+        options = (("use_embeddings", False),) if (self.motion_only and self.embeddings_switch) else ()
+        self.trk = create_tracker(TrackerSpec(name=self.name, options=options))
         self.embeds = bool(self.trk.requirements.embeddings)
+        if self.embeds and self.motion_only:
+            raise RuntimeError(f"{self.name}: needs embeddings, none in a motion-only run")
 
     def prepare(self, frame, t_s, fd, image):
         torch = self._torch
@@ -126,7 +134,7 @@ class BoxMOT:
             geometry=self._Boxes(torch.from_numpy(np.ascontiguousarray(fd.tlbr, np.float32))),
             scores=torch.from_numpy(np.ascontiguousarray(fd.scores, np.float32)),
             class_ids=torch.zeros(n, dtype=torch.int64),
-            sample_id=f"{SEQ}:{frame}",
+            sample_id=f"seq:{frame}",
             embeddings=torch.from_numpy(np.ascontiguousarray(fd.embeddings, np.float32)) if self.embeds else None,
         )
         return dets, image
@@ -155,6 +163,7 @@ class BoxMOTByteTrack(BoxMOT):
 
 class BoxMOTBotSort(BoxMOT):
     name = "botsort"
+    embeddings_switch = True
 
 
 class BoxMOTStrongSort(BoxMOT):
@@ -163,6 +172,17 @@ class BoxMOTStrongSort(BoxMOT):
 
 class BoxMOTOccluBoost(BoxMOT):
     name = "occluboost"
+    embeddings_switch = True
+
+
+class BoxMOTBoostTrack(BoxMOT):
+    name = "boosttrack"
+    embeddings_switch = True
+
+
+class BoxMOTOcSort(BoxMOT):
+    name = "ocsort"
+    needs_image = False
 
 
 class Ultralytics:
@@ -226,6 +246,63 @@ class UltralyticsBotSortReID(Ultralytics):
     with_reid = True
 
 
+class UltralyticsOcSort(Ultralytics):
+    yaml = "ocsort.yaml"
+    needs_image = False
+
+
+class Roboflow:
+    """Roboflow ``trackers`` (Apache-2.0): ``<Name>Tracker(frame_rate=fps)`` with every other argument at its
+    default; ``update(sv.Detections, frame)`` returns the input detections with ``tracker_id`` (-1: not
+    reported), so boxes are the detection boxes and the detection index travels in ``data``."""
+
+    cls_name = ""
+    needs_image = False
+
+    def __init__(self, fps, image_hw):
+        import supervision as sv
+        import trackers
+
+        self._sv = sv
+        self.trk = getattr(trackers, self.cls_name)(frame_rate=float(fps))
+
+    def prepare(self, frame, t_s, fd, image):
+        n = len(fd.scores)
+        det = self._sv.Detections(xyxy=np.ascontiguousarray(fd.tlbr, np.float32).reshape(-1, 4),
+                                  confidence=np.asarray(fd.scores, np.float32), class_id=np.zeros(n, int),
+                                  data={"det_index": np.arange(n)})
+        return det, image
+
+    def update(self, inp):
+        det, image = inp
+        return self.trk.update(det, frame=image)
+
+    def rows(self, out, fd):
+        if out.tracker_id is None or len(out) == 0:
+            return _empty_rows()
+        keep = np.asarray(out.tracker_id) >= 0
+        conf = out.confidence if out.confidence is not None else np.zeros(len(out), np.float32)
+        return (np.asarray(out.tracker_id)[keep].astype(np.int64), np.asarray(out.xyxy, np.float32)[keep],
+                np.asarray(conf, np.float32)[keep], np.asarray(out.data["det_index"])[keep].astype(np.int64))
+
+
+class RoboflowSort(Roboflow):
+    cls_name = "SORTTracker"
+
+
+class RoboflowByteTrack(Roboflow):
+    cls_name = "ByteTrackTracker"
+
+
+class RoboflowOcSort(Roboflow):
+    cls_name = "OCSORTTracker"
+
+
+class RoboflowBotSort(Roboflow):
+    cls_name = "BoTSORTTracker"
+    needs_image = True  # camera-motion compensation (sparse optical flow) on the frame
+
+
 class DeepSortRealtime:
     """deep-sort-realtime's DeepSort with its default tracker parameters. ``embedder=None``
     (instead of the default in-built MobileNetV2) because we pass our embeddings via
@@ -275,7 +352,16 @@ TRACKERS: dict[str, tuple[str, Callable]] = {
     "ul-botsort": ("Ultralytics BoT-SORT", UltralyticsBotSort),
     "ul-botsort-reid": ("Ultralytics BoT-SORT (ReID)", UltralyticsBotSortReID),
     "deepsort-rt": ("deep-sort-realtime DeepSORT", DeepSortRealtime),
+    "boxmot-boosttrack": ("BoxMOT BoostTrack++", BoxMOTBoostTrack),
+    "boxmot-ocsort": ("BoxMOT OC-SORT", BoxMOTOcSort),
+    "ul-ocsort": ("Ultralytics OC-SORT", UltralyticsOcSort),
+    "rf-sort": ("Roboflow SORT", RoboflowSort),
+    "rf-bytetrack": ("Roboflow ByteTrack", RoboflowByteTrack),
+    "rf-ocsort": ("Roboflow OC-SORT", RoboflowOcSort),
+    "rf-botsort": ("Roboflow BoT-SORT", RoboflowBotSort),
 }
+# Trackers that match on appearance by design: no motion-only row (MOT15-dev has no frames to embed).
+APPEARANCE_ONLY = {"ours", "boxmot-strongsort", "ul-botsort-reid", "deepsort-rt"}
 
 
 def boxmot_has(name: str) -> bool:
@@ -313,7 +399,13 @@ def run_tracker(adapter_cls, data: dict, n_frames: int, fps: float, image_hw, vi
     trk = adapter_cls(fps, image_hw)
     empty = embed_cache.FrameDets(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                                   np.zeros((0, 512), np.float32))
-    frames = video_frames(video) if adapter_cls.needs_image else ((i, None) for i in range(1, n_frames + 1))
+    if adapter_cls.needs_image and video is None:  # text-only sequence: a flat grey frame (no camera motion found)
+        blank = np.full((*image_hw, 3), 114, np.uint8)
+        frames = ((i, blank) for i in range(1, n_frames + 1))
+    elif adapter_cls.needs_image:
+        frames = video_frames(video)
+    else:
+        frames = ((i, None) for i in range(1, n_frames + 1))
     times = []
     lines = []
     for frame, image in frames:
@@ -381,14 +473,104 @@ def fmt_table(rows: list[dict]) -> str:
     return "\n".join([line(head)] + [line(b) for b in body])
 
 
+MOT15_SEQS = ("ADL-Rundle-6", "ADL-Rundle-8", "ETH-Bahnhof", "ETH-Pedcross2", "Venice-2")
+
+
+def read_seqinfo(seq_dir: Path) -> tuple[float, int, tuple[int, int]]:
+    """(fps, frames, (height, width)) from a MOTChallenge seqinfo.ini."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(seq_dir / "seqinfo.ini")
+    s = ini["Sequence"]
+    return float(s["frameRate"]), int(s["seqLength"]), (int(s["imHeight"]), int(s["imWidth"]))
+
+
+def fmt_dev_table(rows: list[dict], seqs) -> str:
+    head = ["tracker", *[s[:12] for s in seqs], "HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW", "IDs", "ms/frame"]
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append([r["tracker"], f"ERROR: {r['error']}"])
+            continue
+        m, c = r["metrics"], r["metrics"]["COMBINED"]
+        body.append([r["tracker"], *[f"{m[s]['HOTA']:.1f}" for s in seqs],
+                     *[f"{c[k]:.1f}" for k in ("HOTA", "DetA", "AssA", "IDF1", "MOTA")], f"{c['IDSW']}",
+                     f"{c['Pred_IDs']}", f"{r['ms']:.2f}"])
+    full = [b for b in body if len(b) == len(head)]
+    widths = [max([len(head[i])] + [len(b[i]) for b in full]) for i in range(len(head))]
+    widths[0] = max([widths[0]] + [len(b[0]) for b in body])
+
+    def line(cells):
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs)
+
+    lines = [line(head)] + [f"{b[0]:<{widths[0]}}  {b[1]}" if len(b) < len(head) else line(b) for b in body]
+    return "\n".join(lines)
+
+
+def run_mot15dev(args, trackers: list[str]) -> str:
+    """Motion-only run of every tracker on the MOT15-dev sequences; returns the table."""
+    from tracker.evaluation import evaluate_files
+    from tracker.motio import read_mot_detections
+
+    root = args.data
+    out_root = args.keep or Path(tempfile.mkdtemp(prefix="bench_peers_dev_"))
+    results = []
+    try:
+        seqs = {}
+        for seq in MOT15_SEQS:
+            fps, n_frames, hw = read_seqinfo(root / seq)
+            dets = read_mot_detections(root / seq / "det" / "det.txt")
+            data = {f: embed_cache.FrameDets(tlbr.astype(np.float32), sc.astype(np.float32),
+                                             np.zeros((len(sc), 0), np.float32)) for f, (tlbr, sc) in dets.items()}
+            seqs[seq] = (fps, n_frames, hw, data)
+        for key in trackers:
+            label, cls = TRACKERS[key]
+            row = {"tracker": label.replace(" (ReID)", "")}  # motion only here
+            results.append(row)
+            if key in APPEARANCE_ONLY:
+                row["error"] = "matches on appearance by design: no motion-only run"
+                continue
+            if issubclass(cls, BoxMOT):
+                if not boxmot_has(cls.name):
+                    row["error"] = "not available in the installed boxmot"
+                    continue
+                cls = type(cls.__name__, (cls,), {"motion_only": True})
+            try:
+                ms, frames = [], 0
+                for seq, (fps, n_frames, hw, data) in seqs.items():
+                    m, n = run_tracker(cls, data, n_frames, fps, hw, None, out_root / key / f"{seq}.txt",
+                                       args.det_boxes)
+                    ms.append(m * n)
+                    frames += n
+                row["ms"] = sum(ms) / frames
+                with contextlib.redirect_stdout(io.StringIO()):
+                    row["metrics"] = evaluate_files({s: root / s / "gt" / "gt.txt" for s in seqs},
+                                                    {s: out_root / key / f"{s}.txt" for s in seqs})
+                log(f"{label}: HOTA {row['metrics']['COMBINED']['HOTA']:.2f}, {row['ms']:.2f} ms/frame")
+            except Exception as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+                log(f"{label}: FAILED {row['error']}\n{traceback.format_exc()}")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(out_root, ignore_errors=True)
+    return fmt_dev_table(results, MOT15_SEQS)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Our tracker vs peers on PETS09-S2L1 with identical detections "
-                                             "and OSNet embeddings.")
+                                             "and OSNet embeddings, or on MOT15-dev (--dataset mot15dev) with "
+                                             "identical detections, motion only.")
+    ap.add_argument("--dataset", choices=("pets09", "mot15dev"), default="pets09",
+                    help="pets09: PETS09-S2L1 with frames and embeddings (default); mot15dev: the five MOT15-dev "
+                         "sequences, text only, every tracker motion only (scores per sequence and COMBINED)")
     ap.add_argument("--dets", nargs="+", choices=sorted(DET_SETS), default=["public", "yolo"],
                     help="detection sets: public = det/det.txt (Faster R-CNN), yolo = det/det_yolov8n.txt")
     ap.add_argument("--trackers", nargs="+", choices=list(TRACKERS), default=list(TRACKERS), metavar="NAME",
                     help=f"trackers to run (default: all): {', '.join(TRACKERS)}")
-    ap.add_argument("--data", type=Path, default=DATA, help=f"sequence folder (default: {DATA})")
+    ap.add_argument("--data", type=Path, default=None,
+                    help=f"sequence folder (default: {DATA}; for mot15dev: {DEV_DATA})")
     ap.add_argument("--reid", default=None,
                     help="ReID ONNX model for the embeddings (default: $MCTRACK_MODEL_DIR or ../shared/models, "
                          "+ reid/osnet_x0_25_msmt17.onnx)")
@@ -410,7 +592,15 @@ def main(argv=None) -> int:
     logging.getLogger("ultralytics").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
 
-    seq_dir = args.data
+    if args.dataset == "mot15dev":
+        args.data = args.data or DEV_DATA
+        t_start = time.time()
+        table = run_mot15dev(args, args.trackers)
+        log(f"done in {time.time() - t_start:.0f} s")
+        table_out.write(table + "\n")
+        table_out.flush()
+        return 0
+    seq_dir = args.data = args.data or DATA
     fps = read_fps(seq_dir)
     video = seq_dir / "video" / "vtest.avi"
     gt = seq_dir / "gt" / "gt.txt"

@@ -35,7 +35,7 @@ class KalmanConfig:
         0.25, "process noise on position, box sizes per sqrt(second). Higher: follows sudden moves, "
         "but gates widen and neighbours are confused more easily.", 0.0, 10.0)
     std_velocity: float = _f(
-        0.3, "process noise on velocity, box sizes per second per sqrt(second). Higher: adapts to "
+        2.0, "process noise on velocity, box sizes per second per sqrt(second). Higher: adapts to "
         "turns and speed changes quickly; lower: smoother, better through occlusion.", 0.0, 10.0)
     std_measurement: float = _f(
         0.2, "detection noise, fraction of box size. Higher: trusts the motion model more than "
@@ -44,8 +44,8 @@ class KalmanConfig:
         1.0, "standard deviation of the unknown velocity of a new track, box sizes per second. "
         "Higher: wider gates for a new track's second match.", 0.0, 20.0)
     score_scaled_noise: bool = _f(
-        False, "scale measurement noise by (1 - score) (NSA Kalman): confident detections pull the "
-        "state harder. Off: every detection weighs the same.")
+        False, "scale measurement noise by (1 - score) (NSA Kalman; the score on the tracker's score_scale): "
+        "confident detections pull the state harder. Off: every detection weighs the same.")
     max_dt: float = _f(
         2.0, "longest time step in seconds the filter integrates velocity over; lost tracks stop "
         "drifting after this. Higher: predicts longer gaps linearly; lower: safer for long occlusions.",
@@ -56,15 +56,21 @@ class KalmanConfig:
 class TrackerConfig:
     """Per-camera association and track lifecycle (DeepSORT/ByteTrack style)."""
 
+    score_scale: str = _f(
+        "adaptive", "how high_score, new_track_score and the score-scaled Kalman noise read detection scores. "
+        "'adaptive': on the range the detector is seen to use (its 1st..99th score percentile so far, "
+        "learnt at run time from every detection at or above low_score, starting from a uniform [0, 1] "
+        "prior): a threshold t means floor + t * (top - floor), so one setting serves a detector reporting "
+        "0.1..0.9 and one reporting 0.5..1.0. 'absolute': the raw scores.", choices=("adaptive", "absolute"))
     high_score: float = _f(
-        0.5, "detections at or above this score enter the first (appearance + motion) stage and can "
-        "start tracks. Higher: fewer false tracks, more misses.", 0.0, 1.0)
+        0.5, "detections at or above this score (see score_scale) enter the first (appearance + motion) "
+        "stage and can start tracks. Higher: fewer false tracks, more misses.", 0.0, 1.0)
     low_score: float = _f(
         0.1, "detections below this are ignored; those between low_score and high_score can only "
         "extend existing tracks by IoU (ByteTrack). Lower: keeps tracks through occlusion, more "
         "risk of drifting onto clutter.", 0.0, 1.0)
     new_track_score: float = _f(
-        0.7, "minimum score for an unmatched detection to start a new track. Higher: fewer false "
+        0.7, "minimum score (see score_scale) for an unmatched detection to start a new track. Higher: fewer false "
         "and duplicate tracks, later starts.", 0.0, 1.0)
     n_init: int = _f(
         4, "consecutive matches before a tentative track is confirmed and reported. Higher: fewer "
@@ -72,6 +78,10 @@ class TrackerConfig:
     max_age: float = _f(
         5.0, "seconds a lost confirmed track is kept for re-identification before removal. Higher: "
         "survives longer occlusions, more candidates to confuse.", 0.0, 86400.0)
+    motion_max_age: float = _f(
+        1.0, "seconds a lost confirmed track with no appearance memory (no embeddings given) is kept; "
+        "motion alone cannot re-identify someone after a long gap, so such tracks expire sooner than "
+        "max_age. Higher: bridges longer misses by motion, more wrong re-links.", 0.0, 86400.0)
     appearance_weight: float = _f(
         0.8, "weight of cosine appearance distance in the first-stage cost; the rest is IoU distance "
         "to the predicted box. Higher: relies on looks (survives long gaps); lower: relies on "

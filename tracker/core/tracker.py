@@ -10,8 +10,13 @@ vectorised over all tracks. One ``update`` per frame:
    low-score detections, by IoU (ByteTrack's second association);
 4. stage 3: tentative tracks vs leftover confident detections, by IoU;
 5. lifecycle: tentative tracks that miss are dropped, confirmed ones become lost and are
-   removed ``max_age`` seconds after their last match; unmatched confident detections
-   start tentative tracks, confirmed after ``n_init`` consecutive matches.
+   removed ``max_age`` seconds after their last match (``motion_max_age`` for tracks with no
+   appearance memory); unmatched confident detections start tentative tracks, confirmed after
+   ``n_init`` consecutive matches.
+
+Nothing is counted in frames except ``n_init`` (a number of detections: evidence, not time), and
+"confident" is read on the detector's own score range, learnt while running (``ScoreRange``), so
+one configuration serves cameras at 7 or 30 fps and detectors whose scores span 0.1..0.9 or 0.5..1.
 """
 
 from __future__ import annotations
@@ -33,6 +38,43 @@ log = logging.getLogger(__name__)
 TENTATIVE, CONFIRMED = 0, 1
 
 
+class ScoreRange:
+    """Running estimate of the score range a detector uses: its ``lo`` and ``hi`` percentile so far.
+
+    A histogram of every score seen (``bins`` bins over [0, 1]). The range starts at [0, 1] (scores read as
+    absolute) and moves to the detector's own percentiles as detections arrive: the estimate is blended
+    with [0, 1] by weight ``prior / (prior + n)`` after ``n`` scores (after 100 detections the learnt
+    range has 5/6 of the weight). ``normalise`` maps a score to [0, 1] on that range, ``threshold`` maps back.
+    """
+
+    def __init__(self, bins: int = 100, prior: float = 20.0, lo: float = 0.01, hi: float = 0.99):
+        self.bins, self.prior, self.lo_q, self.hi_q = bins, prior, lo, hi
+        self.hist = np.zeros(bins)
+        self.floor, self.top = 0.0, 1.0
+
+    def observe(self, scores: np.ndarray) -> None:
+        """Add (N,) scores in [0, 1] and refresh ``floor`` / ``top``."""
+        if len(scores) == 0:
+            return
+        idx = np.minimum((np.clip(scores, 0.0, 1.0) * self.bins).astype(np.int64), self.bins - 1)
+        self.hist += np.bincount(idx, minlength=self.bins)
+        cdf = np.cumsum(self.hist)
+        n = cdf[-1]
+        i_lo, i_hi = np.searchsorted(cdf, [self.lo_q * n, self.hi_q * n])
+        w = self.prior / (self.prior + n)
+        self.floor = (1.0 - w) * i_lo / self.bins
+        top = (min(i_hi, self.bins - 1) + 1) / self.bins
+        self.top = max(w + (1.0 - w) * top, self.floor + 1.0 / self.bins)
+
+    def threshold(self, t: float) -> float:
+        """A threshold given on the [0, 1] scale, in raw scores: ``floor + t * (top - floor)``."""
+        return self.floor + t * (self.top - self.floor)
+
+    def normalise(self, scores: np.ndarray) -> np.ndarray:
+        """(N,) raw scores -> (N,) float64 on the detector's range, clipped to [0, 1]."""
+        return np.clip((np.asarray(scores, np.float64) - self.floor) / (self.top - self.floor), 0.0, 1.0)
+
+
 class CameraTracker:
     """Tracks people in one camera. Give it its own ``IdAllocator`` (or share one on purpose)."""
 
@@ -51,6 +93,7 @@ class CameraTracker:
         self.hits = np.zeros(n, np.int64)
         self.last_seen = np.zeros(n)
         self.score = np.zeros(n, np.float32)
+        self.score_range = ScoreRange() if self.cfg.score_scale == "adaptive" else None
 
     # ------------------------------------------------------------------ state helpers
     def __len__(self) -> int:
@@ -126,7 +169,15 @@ class CameraTracker:
         else:
             memory = self._memory
         n_det = len(tlbr)
-        high = scores >= cfg.high_score
+        if self.score_range is not None:
+            self.score_range.observe(scores)
+            high = scores >= self.score_range.threshold(cfg.high_score)
+            new_track_score = self.score_range.threshold(cfg.new_track_score)
+            noise_scores = self.score_range.normalise(scores)
+        else:
+            high = scores >= cfg.high_score
+            new_track_score = cfg.new_track_score
+            noise_scores = scores
 
         det_match = np.full(n_det, -1, np.int64)  # det -> track row
         trk_match = np.full(len(self), -1, np.int64)  # track row -> det
@@ -175,7 +226,7 @@ class CameraTracker:
         if len(matched):
             d = trk_match[matched]
             self.mean[matched], self.cov[matched] = kalman.update(
-                self.mean[matched], self.cov[matched], det_xywh[d], cfg.kalman, scores[d])
+                self.mean[matched], self.cov[matched], det_xywh[d], cfg.kalman, noise_scores[d])
             self.hits[matched] += 1
             self.last_seen[matched] = now
             self.score[matched] = scores[d]
@@ -189,7 +240,9 @@ class CameraTracker:
         # Lifecycle: drop tentative misses and expired tracks.
         missed = trk_match < 0
         drop = missed & (self.state == TENTATIVE)
-        drop |= (self.state == CONFIRMED) & (now - self.last_seen > cfg.max_age)
+        has_app = memory.valid if memory is not None else np.zeros(len(self), bool)
+        max_age = np.where(has_app, cfg.max_age, min(cfg.motion_max_age, cfg.max_age))
+        drop |= (self.state == CONFIRMED) & (now - self.last_seen > max_age)
         if cfg.output_box == "filtered":
             matched_tlbr = self.predicted_tlbr()
         else:
@@ -210,7 +263,7 @@ class CameraTracker:
             self._keep(~drop)
 
         # Births from unmatched confident detections.
-        new = np.nonzero(high & (det_match < 0) & (scores >= cfg.new_track_score))[0]
+        new = np.nonzero(high & (det_match < 0) & (scores >= new_track_score))[0]
         if len(new):
             self._birth(tlbr[new], scores[new], emb[new] if emb is not None else None, now)
             if self.frames == 1 or cfg.n_init == 1:
