@@ -32,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracker.config import TrackerConfig  # noqa: E402
-from tracker.evaluation import COMBINED, evaluate_files, format_table  # noqa: E402
-from tracker.motio import read_mot_detections  # noqa: E402
-from tracker.offline import track_sequence, write_mot  # noqa: E402
+from tracker.core.config import TrackerConfig  # noqa: E402
+from tracker.io.motio import read_mot_detections, write_mot_results  # noqa: E402
+from tracker.offline import track_sequence  # noqa: E402
+from tracker.scoring.mot import COMBINED, evaluate_files, format_table  # noqa: E402
 
 DATA = Path(os.environ.get("MCTRACK_DATA_DIR") or ROOT.parent / "shared" / "data") / "MOT15-dev"
 SEQS = ("ADL-Rundle-6", "ADL-Rundle-8", "ETH-Bahnhof", "ETH-Pedcross2", "Venice-2")
@@ -98,7 +98,7 @@ def track_all(cfg: TrackerConfig, seqs: dict[str, Seq], out_dir: Path) -> dict[s
     files = {}
     for name, s in seqs.items():
         files[name] = out_dir / f"{name}.txt"
-        write_mot(files[name], track_sequence(s.dets, s.fps, cfg, None, s.n_frames))
+        write_mot_results(files[name], track_sequence(s.dets, s.fps, cfg, None, s.n_frames))
     return files
 
 

@@ -511,8 +511,8 @@ def fmt_dev_table(rows: list[dict], seqs) -> str:
 
 def run_mot15dev(args, trackers: list[str]) -> str:
     """Motion-only run of every tracker on the MOT15-dev sequences; returns the table."""
-    from tracker.evaluation import evaluate_files
-    from tracker.motio import read_mot_detections
+    from tracker.io.motio import read_mot_detections
+    from tracker.scoring.mot import evaluate_files
 
     root = args.data
     out_root = args.keep or Path(tempfile.mkdtemp(prefix="bench_peers_dev_"))

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracker.config import TrackerConfig
-from tracker.ids import IdAllocator
-from tracker.tracker import CameraTracker, ScoreRange
-from tracker.types import Detections
+from tracker.core.config import TrackerConfig
+from tracker.core.ids import IdAllocator
+from tracker.core.tracker import CameraTracker, ScoreRange
+from tracker.core.types import Detections
 
 # ----------------------------------------------------------------------------------------------------------
 # ScoreRange: a table of score distributions

@@ -78,6 +78,14 @@ class TrackerConfig:
     max_age: float = _f(
         5.0, "seconds a lost confirmed track is kept for re-identification before removal. Higher: "
         "survives longer occlusions, more candidates to confuse.", 0.0, 86400.0)
+    appearance_score_scale: str = _f(
+        "absolute", "score_scale used when the detections carry embeddings (appearance joins motion). The "
+        "with-appearance defaults were chosen on PETS09-S2L1 with OSNet; score_scale and kalman.std_velocity "
+        "by leave-one-out on MOT15-dev, motion only, which has no frames to embed.", choices=("adaptive", "absolute"))
+    appearance_std_velocity: float = _f(
+        0.3, "kalman.std_velocity used when the detections carry embeddings: appearance carries identity "
+        "through turns and gaps, so a stiffer motion model confuses neighbours less. Higher: follows sudden "
+        "moves; lower: smoother.", 0.0, 10.0)
     motion_max_age: float = _f(
         1.0, "seconds a lost confirmed track with no appearance memory (no embeddings given) is kept; "
         "motion alone cannot re-identify someone after a long gap, so such tracks expire sooner than "

@@ -21,6 +21,7 @@ one configuration serves cameras at 7 or 30 fps and detectors whose scores span 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -93,7 +94,11 @@ class CameraTracker:
         self.hits = np.zeros(n, np.int64)
         self.last_seen = np.zeros(n)
         self.score = np.zeros(n, np.float32)
-        self.score_range = ScoreRange() if self.cfg.score_scale == "adaptive" else None
+        # With embeddings, the with-appearance settings apply (see appearance_score_scale / _std_velocity).
+        self._cfg_appearance = dataclasses.replace(
+            self.cfg, score_scale=self.cfg.appearance_score_scale,
+            kalman=dataclasses.replace(self.cfg.kalman, std_velocity=self.cfg.appearance_std_velocity))
+        self.score_range = ScoreRange()  # observed always; read when the settings in use say score_scale: adaptive
 
     # ------------------------------------------------------------------ state helpers
     def __len__(self) -> int:
@@ -147,7 +152,7 @@ class CameraTracker:
             TrackOutput with one row per track matched in this frame (confirmed or not) and one
             per confirmed track that was not matched (``det_index == -1``, predicted box).
         """
-        cfg = self.cfg
+        cfg = self.cfg if dets.embeddings is None else self._cfg_appearance
         now = float(dets.timestamp)
         self.frames += 1
         if self.time is not None:
@@ -169,8 +174,8 @@ class CameraTracker:
         else:
             memory = self._memory
         n_det = len(tlbr)
-        if self.score_range is not None:
-            self.score_range.observe(scores)
+        self.score_range.observe(scores)
+        if cfg.score_scale == "adaptive":
             high = scores >= self.score_range.threshold(cfg.high_score)
             new_track_score = self.score_range.threshold(cfg.new_track_score)
             noise_scores = self.score_range.normalise(scores)
