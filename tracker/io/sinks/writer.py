@@ -85,6 +85,8 @@ class Sinks:
         show_ids: identity shown in files and labels: ``global_or_local`` (global id when resolved,
             else the local track id, in files and labels alike), ``local`` (always the local id),
             ``both`` (files as ``global_or_local``, labels ``global (local)``).
+        provisional: events of a track without a global id yet carry ``"provisional": true`` (fleet edges,
+            where global ids come from the identity service).
 
     Attributes:
         error: the ``UserError`` that stopped the outputs, or None.
@@ -93,7 +95,7 @@ class Sinks:
     """
 
     def __init__(self, output: OutputConfig, camera_ids: list[str], *, video_fps: dict[str, float] | None = None,
-                 show_ids: str = "global_or_local"):
+                 show_ids: str = "global_or_local", provisional: bool = False):
         if show_ids not in SHOW_IDS:
             raise UserError(f"show_ids must be one of {', '.join(SHOW_IDS)}, got {show_ids!r}")
         if output.queue_size < 1:
@@ -113,7 +115,8 @@ class Sinks:
             self.text_outputs.append(MotOutput(self.out_dir, names))
         self.events_output: EventOutput | None = None
         if output.events:
-            self.events_output = EventOutput(self.out_dir / "events.jsonl", self.camera_ids, show_ids == "local")
+            self.events_output = EventOutput(self.out_dir / "events.jsonl", self.camera_ids, show_ids == "local",
+                                             provisional)
             self.text_outputs.append(self.events_output)
         self.video_output = VideoOutput(self.out_dir, names, video_fps) if output.video else None
         self.live_output: LiveOutput | None = None
