@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
     cams = [c["id"] for c in raw["cameras"]]
     cfg_dir = out / "configs"
     cfg_dir.mkdir(exist_ok=True)
+    shutil.rmtree(out / "redis", ignore_errors=True)  # a fresh broker: no streams of an earlier run
     with RedisServer(out / "redis") as redis:
         fleet = {"broker": redis.url, "site": "pets09", "embedding_dtype": args.embedding_dtype}
         central = {"multicam": raw["multicam"], "output": {"dir": str(out), "video": False},
