@@ -2,7 +2,30 @@
 # System packages the test suite needs beyond requirements*.txt. Idempotent: installs only what is missing.
 #   - GStreamer's RTSP server with Python bindings and the MJPEG/RTP elements: tests/rtsp_server.py
 #     serves a real RTSP stream on 127.0.0.1 to tests/test_rtsp.py (run under /usr/bin/python3).
+#   - redis-server (Redis 7): tests/redis_server.py starts a real broker on 127.0.0.1 for tests/test_fleet.py.
 set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+install_redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        echo "install-deps: redis-server already installed"
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install-deps: no apt-get here; install redis-server (Redis >= 6.2) by hand, else the fleet tests skip" >&2
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    command -v redis-server >/dev/null
+    echo "install-deps: installed redis-server"
+}
+install_redis
 
 PACKAGES=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
 
@@ -25,10 +48,6 @@ fi
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "install-deps: no apt-get here; install ${PACKAGES[*]} (or equivalents) by hand, else the RTSP tests skip" >&2
     exit 0
-fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

@@ -5,6 +5,7 @@ down for a minute, malformed entries, a wrong password)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -329,3 +330,19 @@ def test_edge_down_for_a_minute(tmp_path):
         _finish(site, ea, eb, service)
         by = site.identities_by_person()
         assert len(by["P1"]) == 1, f"P1 did not get its id back after the edge restart: {by}"
+
+
+@needs_redis
+@pytest.mark.slow
+def test_pets09_fleet_equals_one_box(tmp_path, data_dir, model_dir):
+    """bench/fleet_pets09.py: three edges + identity service + redis-server give the single-process answer."""
+    env = {**os.environ, "MCTRACK_DATA_DIR": str(data_dir), "MCTRACK_MODEL_DIR": str(model_dir)}
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "fleet_pets09.py"), "--out", str(tmp_path / "f")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1]
+    print(last)
+    fleet_idf1, single_idf1 = (float(x) for x in re.findall(r"cross_idf1=([0-9.]+)", last))
+    fleet_ids, single_ids = (int(x) for x in re.findall(r"=(\d+)", last.split("ids")[1]))
+    assert abs(fleet_idf1 - single_idf1) <= 0.5, last
+    assert fleet_ids == single_ids, last

@@ -134,7 +134,8 @@ class FleetEdge:
         while len(self.outbox) and time.monotonic() < deadline:
             time.sleep(0.02)
         if len(self.outbox):
-            log.warning("fleet: %d messages not delivered (the broker did not take them before shutdown)", len(self.outbox))
+            log.warning("fleet: %d messages not delivered (the broker did not take them before shutdown)",
+                        len(self.outbox))
         self._stop.set()
         for t in self._threads:
             t.join(timeout=3.0)
