@@ -4,7 +4,30 @@
 #     serves a real RTSP stream on 127.0.0.1 to tests/test_rtsp.py (run under /usr/bin/python3).
 #   - Debian's chromium and chromium-driver: tests/test_console.py drives the identity console in headless Chromium
 #     (through Selenium), and bench/console_screenshot.py makes docs/console.png.
+#   - redis-server (Redis 7): tests/redis_server.py starts a real broker on 127.0.0.1 for tests/test_fleet.py.
 set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+install_redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        echo "install-deps: redis-server already installed"
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install-deps: no apt-get here; install redis-server (Redis >= 6.2) by hand, else the fleet tests skip" >&2
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    command -v redis-server >/dev/null
+    echo "install-deps: installed redis-server"
+}
+install_redis
 
 install_browser() {
     if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
@@ -44,10 +67,6 @@ fi
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "install-deps: no apt-get here; install ${PACKAGES[*]} (or equivalents) by hand, else the RTSP tests skip" >&2
     exit 0
-fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

@@ -10,6 +10,7 @@
     mctrack similarity IMG1 IMG2 [--model M] [--boxes L,T,W,H L,T,W,H]
     mctrack reid-table --pairs PAIRS.csv --models M1 M2 ...
     mctrack registry list|purge --store FILE [--id GID ...]   # saved identities (multicam.store)
+    mctrack identity-service --config central.yaml   # a fleet's identity service (edges: run with fleet.enabled)
 
 Run ``mctrack COMMAND --help`` for the options of each command.
 """
@@ -127,6 +128,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"outputs in {cfg.output.dir}/:")
     for name, path in summary["outputs"].items():
         print(f"  {name}: {path}")
+    fl = summary.get("fleet")
+    if fl is not None:
+        lat = ("" if fl["latency_p50_ms"] is None else
+               f", id latency p50 {fl['latency_p50_ms']:.0f} ms / p95 {fl['latency_p95_ms']:.0f} ms")
+        print(f"fleet: edge {fl['node']} published {fl['published']} messages, {fl['assignments']} global ids back"
+              f"{lat}; {fl['outbox']} undelivered, {fl['dropped']} dropped")
     reg = summary.get("registry")
     if reg is not None:
         if reg["error"] is None:
@@ -182,9 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     # Model tools: each module adds its own subcommands (their heavy imports happen inside the handlers).
-    from tracker.commands import config, detector, eval_mc, registry, reid_export, similarity
+    from tracker.commands import config, detector, eval_mc, fleet, registry, reid_export, similarity
 
-    for module in (config, eval_mc, registry, detector, reid_export, similarity):
+    for module in (config, eval_mc, registry, fleet, detector, reid_export, similarity):
         module.register(sub)
     return p
 

@@ -138,6 +138,51 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """Edge boxes and one identity service over a broker (``tracker.fleet``). Off by default.
+
+    On an edge (``run.py run``) the per-camera tracks are published to the broker instead of running the
+    identity registry locally, and the global ids the identity service sends back are applied. The identity
+    service (``run.py identity-service``) reads ``broker``, ``site``, ``cameras``, ``lateness``, ``max_skew``
+    and the retention keys from the same section.
+    """
+
+    enabled: bool = _f(False, "publish tracks to the identity service (edge) instead of running multicam locally. "
+                       "Off: one process owns every camera.")
+    broker: str = _f("redis://127.0.0.1:6379/0", "broker URL: redis://[user:password@]host:port/db or rediss:// "
+                     "(TLS). Give credentials as ${VAR} from the environment; masked in every log.")
+    username: str | None = _f(None, "Redis ACL user (overrides one in the URL); give it as ${VAR}.")
+    password: str | None = _f(None, "Redis AUTH password (overrides one in the URL); give it as ${VAR}. Never "
+                              "logged.")
+    tls_ca: str | None = _f(None, "CA certificate file to verify a rediss:// broker (default: the system's).")
+    site: str = _f("site", "site name: one identity service and one set of streams per site (letters, digits, "
+                   "'-', '_', '.').")
+    node: str = _f("", "this edge's name, unique in the site (default: the host name).")
+    cameras: tuple[str, ...] = _f((), "identity service only: every camera id of the site (their MOT files; the "
+                                  "topology in multicam names them).")
+    embedding_dtype: str = _f("float32", "how ReID embeddings travel: float32 (the service gives the same answer "
+                              "as one box) or float16 (half the bytes; cosine distances change by ~1e-3).",
+                              choices=("float32", "float16"))
+    lateness: float = _f(0.5, "seconds (wall) the service holds observations back while a camera has not yet "
+                         "published that far, so ticks are applied in timestamp order across edges. Higher: the "
+                         "same order as one box for slower edges, later ids; lower: faster ids.", 0.0, 3600.0)
+    max_skew: float = _f(1.0, "largest clock difference, in seconds, between an edge and the broker that is "
+                         "tolerated without a warning (logged once per edge).", 0.0, 3600.0)
+    outbox_messages: int = _f(20000, "messages an edge buffers while the broker is unreachable; the oldest are "
+                              "dropped beyond this (counted, one warning).", 1, 10_000_000)
+    outbox_mb: float = _f(64.0, "megabytes an edge buffers while the broker is unreachable (oldest dropped "
+                          "beyond).", 0.01, 100000.0)
+    maxlen: int = _f(200000, "entries kept per stream (XADD MAXLEN ~). Must exceed what the service may fall "
+                     "behind (a stopped service loses what is trimmed). Higher: more broker memory.",
+                     100, 100_000_000)
+    retention: float = _f(3600.0, "seconds an entry stays on a stream at most (trimmed by age by the service).",
+                          10.0, 30 * 86400.0)
+    checkpoint_interval: float = _f(5.0, "identity service: seconds between checkpoints (registry saved to "
+                                    "multicam.store, processed entries acknowledged). A killed service replays "
+                                    "what came after. Lower: less replay, more writes.", 0.1, 3600.0)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A deployment: ``python run.py run --config FILE``."""
 
@@ -152,6 +197,26 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig, metadata={"doc": "outputs (section above)"})
     pipeline: PipelineConfig = field(default_factory=PipelineConfig,
                                      metadata={"doc": "the batching loop (section above)"})
+    fleet: FleetConfig = field(default_factory=FleetConfig,
+                               metadata={"doc": "edge boxes and the identity service (section above)"})
+
+
+def _check_name(what: str, value: str) -> None:
+    if not value or not all(c.isalnum() or c in "-_." for c in value):
+        raise UserError(f"config: {what} '{value}' may contain only letters, digits, '-', '_' and '.'")
+
+
+def check_fleet_config(cfg: FleetConfig) -> None:
+    """Cross-field checks of the ``fleet`` section (edge and service)."""
+    from urllib.parse import urlsplit
+
+    _check_name("fleet.site", cfg.site)
+    if cfg.node:
+        _check_name("fleet.node", cfg.node)
+    scheme = urlsplit(cfg.broker).scheme
+    if scheme not in ("redis", "rediss"):
+        raise UserError("config: fleet.broker must be a redis:// or rediss:// URL (Redis Streams is the only "
+                        f"transport so far), got scheme '{scheme}'")
 
 
 def check_run_config(cfg: RunConfig) -> None:
@@ -184,4 +249,9 @@ def check_run_config(cfg: RunConfig) -> None:
             raise UserError(f"config: multicam.homographies for '{h.camera}' needs a configured camera and 9 numbers")
     if bool(cfg.output.http_user) != bool(cfg.output.http_password):
         raise UserError("config: output.http_user and output.http_password go together: set both or neither")
+    if cfg.fleet.enabled:
+        check_fleet_config(cfg.fleet)
+        if cfg.multicam.enabled:
+            raise UserError("config: with fleet.enabled the identity registry runs in the identity service "
+                            "(run.py identity-service); set multicam.enabled to false on the edge")
 

@@ -8,6 +8,8 @@ One tick:
 3. one batched ReID call over every person crop of every camera, split back per camera;
 4. each camera's ``CameraTracker`` updates on its own detections and embeddings; with
    ``multicam.enabled`` the identity registry then gives confirmed tracks global ids;
+   with ``fleet.enabled`` the tracks are published to the identity service instead
+   (``tracker.fleet.edge``) and the global ids it sent back so far are applied;
 5. results go to the sinks' queue (files, events, video, live view) without blocking.
 
 Files that are not paced are merged by timestamp, so cameras at different frame rates
@@ -101,6 +103,11 @@ class Pipeline:
         self._registry_now = 0.0  # the registry's clock: the latest tick's time
         self._tick_events: list[dict] = []  # the registry's corrections of the current tick
         self._restored = 0
+        self.fleet = None  # tracker.fleet.edge.FleetEdge with fleet.enabled
+        if cfg.fleet.enabled:  # first: wrong broker credentials are reported before anything slow
+            from tracker.fleet.edge import FleetEdge
+
+            self.fleet = FleetEdge(cfg.fleet, [c.id for c in cfg.cameras])
         # Per-camera trackers, batched ReID and the identity registry: the same object library users drive.
         self.tracking = MultiCameraTracker([c.id for c in cfg.cameras], cfg.tracker, cfg.multicam,
                                            identities=cfg.multicam.enabled)
@@ -131,11 +138,16 @@ class Pipeline:
             self._load_models(cfg, detector, encoder)
         except BaseException:
             self.close_sources()
+            if self.fleet is not None:
+                self.fleet.close(timeout=0.0)
             raise
         self.time_merge = not any(c.reader.live for c in self.cameras.values())
+        if self.fleet is not None and not self.time_merge:  # live timestamps count from clock_origin: send Unix time
+            self.fleet.epoch = time.time() - (time.monotonic() - clock_origin)
         out = cfg.output
         fps = {cid: (c.reader.nominal_fps or 10.0) for cid, c in self.cameras.items()}
-        self.sinks = Sinks(out, list(self.cameras), video_fps=fps, console=self._make_console())
+        self.sinks = Sinks(out, list(self.cameras), video_fps=fps, console=self._make_console(),
+                           provisional=self.fleet is not None)
         self.ticks = 0
         self.frames = 0
         self.stage_seconds = {"detect": 0.0, "reid": 0.0, "track": 0.0}
@@ -317,9 +329,12 @@ class Pipeline:
         images = {cam.cfg.id: frame.image for cam, frame, _ in batch}
         reid_before = self.tracking.reid_seconds
         now = max(f.timestamp for f in frames)
-        outputs, _ = self.tracking.step(dets, images, now)
+        outputs, embeddings = self.tracking.step(dets, images, now)
         t2 = t1 + (self.tracking.reid_seconds - reid_before)
-        if self.registry is not None:
+        if self.fleet is not None:  # the identity service resolves identities; apply what it sent so far
+            self.fleet.publish(outputs, embeddings, {c.cfg.id: f.index for c, f, _ in batch})
+            outputs = self.fleet.apply(outputs)
+        elif self.registry is not None:
             self._registry_now = now
             self._tick_events.extend(self.registry.drain_events())  # corrections, written with this tick
         results = []
@@ -373,6 +388,8 @@ class Pipeline:
                         break
                     continue
                 results = self._process(batch)
+                if self.fleet is not None:
+                    self.fleet.ended([c.cfg.id for c in self.cameras.values() if c.finished])
                 done = time.monotonic()
                 for cam, _, _ in batch:
                     cam.frames_done += 1
@@ -407,6 +424,8 @@ class Pipeline:
             stats = self._stats()
             self.close_sources()
             self.sinks.close()
+            if self.fleet is not None:
+                self.fleet.close()
             if self.saver is not None:
                 self._save_registry(final=True)
         if self.sinks.error is not None:  # close() never raises; an output lost while closing must not pass silently
@@ -419,6 +438,7 @@ class Pipeline:
                                       "latency_p95_ms": s.latency_p95_ms} for s in stats},
             "outputs": self.sinks.paths(), "interrupted": self._stop.is_set(), "live": not self.time_merge,
             "stage_ms_per_tick": {k: 1000 * v / max(self.ticks, 1) for k, v in self.stage_seconds.items()},
+            "fleet": None if self.fleet is None else self.fleet.stats(),
             "registry": None if self.saver is None else {
                 "store": self.saver.path, "restored": self._restored, "saved": self.saver.saved,
                 "error": self.saver.error},

@@ -28,7 +28,7 @@ def describe(cls, prefix: str = "") -> list[str]:
     return lines
 
 
-SECRET_KEYS = ("http_token", "http_password")
+SECRET_KEYS = ("http_token", "http_password", "password")
 
 
 def _masked(value):

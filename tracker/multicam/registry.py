@@ -620,6 +620,15 @@ class IdentityRegistry:
                 fresh.last_time, fresh.last_camera = tr.last_time, cam
         return True
 
+    @property
+    def next_id(self) -> int:
+        """The global id the next new identity gets."""
+        return self._next_id
+
+    def reserve_ids(self, next_id: int) -> None:
+        """Never give out an id below ``next_id`` (ids handed out before a restart, kept elsewhere)."""
+        self._next_id = max(self._next_id, int(next_id))
+
     def drain_events(self) -> list[dict]:
         """Identity corrections since the last call (merge/split), oldest first; see ``events``."""
         out, self.events = self.events, []

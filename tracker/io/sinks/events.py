@@ -11,6 +11,9 @@ One JSON object per line with ``type``, ``camera``, ``time`` (stream timestamp, 
   ``time``/``frame`` of the camera's last tick). Both carry ``last_seen_time`` and
   ``last_seen_frame``, the last tick it was matched to a detection (null if never).
 
+On a fleet edge (``provisional``) the events of a track whose global id has not arrived yet carry
+``"provisional": true`` (``identity`` is then the local track id).
+
 Per tick and camera the order is: ended, started, identity_seen, each by track id. Other events
 (the identity registry's corrections, e.g. ``identity_merged``) are written as given, in the
 order submitted relative to the ticks.
@@ -51,9 +54,12 @@ class _CameraText:
     last_frame: int = 0
 
 
-def _event(kind: str, cam: str, ts: float, frame: int, tid: int, st: _TrackState, **extra) -> str:
+def _event(kind: str, cam: str, ts: float, frame: int, tid: int, st: _TrackState, provisional: bool = False,
+           **extra) -> str:
     obj = {"type": kind, "camera": cam, "time": round(ts, 6), "frame": frame, "track_id": tid,
            "identity": st.identity, "global_id": st.global_id}
+    if provisional and st.global_id < 0:
+        obj["provisional"] = True
     if kind == "track_ended":
         obj["last_seen_time"] = None if st.last_seen_time is None else round(st.last_seen_time, 6)
         obj["last_seen_frame"] = st.last_seen_frame
@@ -68,10 +74,13 @@ class EventOutput(TextOutput):
         path: the file, or None to keep the bookkeeping without writing (no output).
         camera_ids: every camera.
         local_only: identities are local track ids (``show_ids == 'local'``).
+        provisional: mark events of tracks without a global id (fleet edges).
     """
 
-    def __init__(self, path: Path | None, camera_ids: list[str], local_only: bool = False):
+    def __init__(self, path: Path | None, camera_ids: list[str], local_only: bool = False,
+                 provisional: bool = False):
         self.path = path
+        self.provisional = provisional
         self.camera_ids = list(camera_ids)
         self.local_only = local_only
         self.states = {cam: _CameraText() for cam in self.camera_ids}
@@ -93,7 +102,7 @@ class EventOutput(TextOutput):
                 st = self.states[cam]
                 for tid in sorted(st.active):
                     lines.append(_event("track_ended", cam, st.last_time, st.last_frame, tid, st.active[tid],
-                                        reason="shutdown"))
+                                        self.provisional, reason="shutdown"))
         if self.file is not None:
             self.file.write("".join(lines))
             self.file.check()
@@ -113,7 +122,8 @@ class EventOutput(TextOutput):
         current = {int(rows.track_ids[i]): i for i in conf}
         out: list[str] = []
         for tid in sorted(set(st.active) - set(current)):
-            out.append(_event("track_ended", cam, ts, fi, tid, st.active.pop(tid), reason="removed"))
+            out.append(_event("track_ended", cam, ts, fi, tid, st.active.pop(tid), self.provisional,
+                              reason="removed"))
             st.seen.pop(("local", tid), None)  # local ids are never reused: forget it with its track
         if ts - st.last_prune > 60.0:  # bounded memory: identities unseen here for SEEN_RETENTION are forgotten
             st.last_prune = ts
@@ -134,6 +144,6 @@ class EventOutput(TextOutput):
                 if key not in st.seen:
                     seen.append((tid, state))
                 st.seen[key] = ts
-        out.extend(_event("track_started", cam, ts, fi, tid, st.active[tid]) for tid in started)
-        out.extend(_event("identity_seen", cam, ts, fi, tid, s) for tid, s in seen)
+        out.extend(_event("track_started", cam, ts, fi, tid, st.active[tid], self.provisional) for tid in started)
+        out.extend(_event("identity_seen", cam, ts, fi, tid, s, self.provisional) for tid, s in seen)
         return out

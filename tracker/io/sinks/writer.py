@@ -83,6 +83,8 @@ class Sinks:
             ``both`` (files as ``global_or_local``, labels ``global (local)``).
         console: a ``tracker.io.console.IdentityConsole`` to feed and serve with the live view
             (``output.http`` and ``output.console``), or None.
+        provisional: events of a track without a global id yet carry ``"provisional": true`` (fleet edges,
+            where global ids come from the identity service).
 
     Attributes:
         error: the ``UserError`` that stopped the outputs, or None.
@@ -91,7 +93,7 @@ class Sinks:
     """
 
     def __init__(self, output: OutputConfig, camera_ids: list[str], *, video_fps: dict[str, float] | None = None,
-                 show_ids: str = "global_or_local", console=None):
+                 show_ids: str = "global_or_local", console=None, provisional: bool = False):
         if show_ids not in SHOW_IDS:
             raise UserError(f"show_ids must be one of {', '.join(SHOW_IDS)}, got {show_ids!r}")
         if output.queue_size < 1:
@@ -111,7 +113,8 @@ class Sinks:
             self.text_outputs.append(MotOutput(self.out_dir, names))
         self.events_output: EventOutput | None = None
         if output.events:
-            self.events_output = EventOutput(self.out_dir / "events.jsonl", self.camera_ids, show_ids == "local")
+            self.events_output = EventOutput(self.out_dir / "events.jsonl", self.camera_ids, show_ids == "local",
+                                             provisional)
             self.text_outputs.append(self.events_output)
         self.video_output = None
         if output.video:  # OpenCV is imported only by the outputs that draw (text outputs need numpy alone)
