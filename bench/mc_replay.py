@@ -50,14 +50,17 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 def _digest(cfg) -> str:
     """Covers the run config except its multicam section, and the per-camera tracking code."""
     h = hashlib.sha256(repr(dataclasses.replace(cfg, multicam=MulticamConfig(), output=None)).encode())
-    for name in ("tracker/tracker.py", "tracker/kalman.py", "tracker/association.py", "tracker/appearance.py",
-                 "tracker/pipeline.py", "tracker/reid.py", "tracker/detection.py"):
+    for name in ("tracker/core/tracker.py", "tracker/core/kalman.py", "tracker/core/association.py",
+                 "tracker/core/appearance.py", "tracker/pipeline.py", "tracker/models/reid.py",
+                 "tracker/models/detection.py"):
         h.update((ROOT / name).read_bytes())
     return h.hexdigest()[:16]
 
 
 def record(cfg_path: str, overrides: list[str]) -> dict:
-    """Per-camera ticks of one run: ``{"ticks": [(now, {cam: (frame_index, TrackOutput)}, {cam: emb})]}``."""
+    """Per-camera ticks of one run: ``{"ticks": [(now, {cam: (frame_index, TrackOutput)}, {cam: emb})],
+    "dets": [{cam: Detections}] (one per tick: what each camera's tracker got, so the trackers can be replayed
+    too), "cameras": [cam]}``."""
     CACHE.mkdir(exist_ok=True)
     tmp = tempfile.TemporaryDirectory(prefix="mc_replay_")  # the run's own outputs are not needed
     cfg = load_run_config(cfg_path, [*overrides, "multicam.enabled=false", f"output.dir={tmp.name}",
@@ -82,17 +85,26 @@ def record(cfg_path: str, overrides: list[str]) -> dict:
 
     def spy(batch):
         last.clear()
+        dets.append({})
         results = orig_process(batch)
         now = max(r.frame.timestamp for r in results)
         emb = {r.camera_id: (last[i] if last else None) for i, r in enumerate(results)}
         ticks.append((now, {r.camera_id: (r.frame.index, r.tracks) for r in results}, emb))
         return results
 
+    dets: list = []
+    for cid, cam in pipe.cameras.items():
+        def update(d, _real=cam.tracker.update, _cid=cid):
+            dets[-1][_cid] = d
+            return _real(d)
+
+        cam.tracker.update = update
+
     pipe._process = spy
     t0 = time.time()
     pipe.run(progress=True)
     print(f"# recorded {len(ticks)} ticks in {time.time() - t0:.0f} s -> {path}", file=sys.stderr)
-    data = {"ticks": ticks, "cameras": [c.id for c in cfg.cameras]}
+    data = {"ticks": ticks, "dets": dets, "cameras": [c.id for c in cfg.cameras]}
     with open(path, "wb") as f:
         pickle.dump(data, f)
     return data
