@@ -10,6 +10,7 @@
     mctrack similarity IMG1 IMG2 [--model M] [--boxes L,T,W,H L,T,W,H]
     mctrack reid-table --pairs PAIRS.csv --models M1 M2 ...
     mctrack registry list|purge --store FILE [--id GID ...]   # saved identities (multicam.store)
+    mctrack registry topology --store FILE [--config F]      # learned overlaps and links, as YAML
 
 Run ``mctrack COMMAND --help`` for the options of each command.
 """
