@@ -25,8 +25,8 @@ from streams import (
     open_source,
 )
 from streams.capture import LiveClock, ffmpeg_options
-from streams.errors import SourceError
 from streams.reader import _FrameQueue, _is_blank
+from streams.errors import SourceError
 
 W, H = 64, 48
 

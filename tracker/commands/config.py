@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from pathlib import Path
 
 
 def describe(cls, prefix: str = "") -> list[str]:
@@ -51,7 +52,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     print("\n".join(describe(RunConfig)))
     if args.config:
         from tracker.config import TrackConfig
-        from tracker.io.config_file import load_yaml, resolve_config
+        from tracker.io.config_file import load_yaml
+
+        from tracker.io.config_file import resolve_config
 
         text = resolve_config(args.config).read_text()
         if "cameras:" in text:
