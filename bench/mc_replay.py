@@ -51,14 +51,17 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 def _digest(cfg) -> str:
     """Covers the run config except its multicam section, and the per-camera tracking code."""
     h = hashlib.sha256(repr(dataclasses.replace(cfg, multicam=MulticamConfig(), output=None)).encode())
-    for name in ("tracker/tracker.py", "tracker/kalman.py", "tracker/association.py", "tracker/appearance.py",
-                 "tracker/pipeline.py", "tracker/reid.py", "tracker/detection.py"):
+    for name in ("tracker/core/tracker.py", "tracker/core/kalman.py", "tracker/core/association.py",
+                 "tracker/core/appearance.py", "tracker/pipeline.py", "tracker/models/reid.py",
+                 "tracker/models/detection.py"):
         h.update((ROOT / name).read_bytes())
     return h.hexdigest()[:16]
 
 
 def record(cfg_path: str, overrides: list[str]) -> dict:
-    """Per-camera ticks of one run: ``{"ticks": [(now, {cam: (frame_index, TrackOutput)}, {cam: emb})]}``."""
+    """Per-camera ticks of one run: ``{"ticks": [(now, {cam: (frame_index, TrackOutput)}, {cam: emb})],
+    "dets": [{cam: Detections}] (one per tick: what each camera's tracker got, so the trackers can be replayed
+    too), "cameras": [cam]}``."""
     CACHE.mkdir(exist_ok=True)
     tmp = tempfile.TemporaryDirectory(prefix="mc_replay_")  # the run's own outputs are not needed
     cfg = load_run_config(cfg_path, [*overrides, "multicam.enabled=false", f"output.dir={tmp.name}",
@@ -83,17 +86,26 @@ def record(cfg_path: str, overrides: list[str]) -> dict:
 
     def spy(batch):
         last.clear()
+        dets.append({})
         results = orig_process(batch)
         now = max(r.frame.timestamp for r in results)
         emb = {r.camera_id: (last[i] if last else None) for i, r in enumerate(results)}
         ticks.append((now, {r.camera_id: (r.frame.index, r.tracks) for r in results}, emb))
         return results
 
+    dets: list = []
+    for cid, cam in pipe.cameras.items():
+        def update(d, _real=cam.tracker.update, _cid=cid):
+            dets[-1][_cid] = d
+            return _real(d)
+
+        cam.tracker.update = update
+
     pipe._process = spy
     t0 = time.time()
     pipe.run(progress=True)
     print(f"# recorded {len(ticks)} ticks in {time.time() - t0:.0f} s -> {path}", file=sys.stderr)
-    data = {"ticks": ticks, "cameras": [c.id for c in cfg.cameras]}
+    data = {"ticks": ticks, "dets": dets, "cameras": [c.id for c in cfg.cameras]}
     with open(path, "wb") as f:
         pickle.dump(data, f)
     return data
@@ -116,8 +128,11 @@ def replay(data: dict, mc: MulticamConfig, out_dir: Path) -> dict:
     for cam, chunks in lines.items():
         (out_dir / f"{cam}.txt").write_text("".join(chunks))
     ms = 1000 * np.asarray(times) if times else np.zeros(1)
+    learned = reg.learned_topology() if reg is not None else {"overlaps": [], "links": []}
     return {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
-            "events": len(reg.events) if reg is not None else 0}
+            "events": len(reg.events) if reg is not None else 0,
+            "learned": "overlaps=" + (",".join("+".join(p) for p in learned["overlaps"]) or "-") + " links=" + (
+                ",".join(f"{lk.a}+{lk.b}[{lk.min_travel:g},{lk.max_travel:g}s]" for lk in learned["links"]) or "-")}
 
 
 def oracle(data: dict, gt_root: Path, out_dir: Path) -> None:
@@ -167,12 +182,20 @@ def variants(site: MulticamConfig) -> dict[str, MulticamConfig]:
     """Registry off, the full registry, and the full registry minus one kind of cue at a time.
 
     - no-geometry: without the homographies (overlapping views compared by appearance and time only);
-    - no-topology: without the declared overlaps and links (any camera may follow any other);
+    - no-topology: without the declared overlaps, links and homographies (a first day: nothing of the site written);
     - no-time: without the time cues (travel-time windows, hand-over time, walking reach, the
       penalty for long absences); identities are still forgotten after ``memory_seconds``;
-    - appearance-only: none of the above.
+    - appearance-only: none of the above;
+    - full-static, no-topology-static: the registry as it was before site adaptation and learned topology
+      (``adapt`` and ``learn_topology`` off), with and without the written topology;
+    - no-topology-adapt / no-topology-learn: no written topology, with one of the two new pieces only;
+    - full-no-adapt / full-no-learn: the written topology, without one of them.
+
+    The no-topology rows are what a new user gets on a first day: nothing of the site written.
     """
     full = dataclasses.replace(site, enabled=True)
+    static = dict(adapt=False, learn_topology=False)
+    no_topo = dataclasses.replace(full, overlaps=(), links=(), homographies=())
     untimed = dict(gap_penalty=0.0, overlap_handover=full.memory_seconds, max_speed=100.0)
     no_time = dataclasses.replace(full, **untimed, links=tuple(
         dataclasses.replace(link, min_travel=0.0, max_travel=full.memory_seconds) for link in full.links))
@@ -180,7 +203,13 @@ def variants(site: MulticamConfig) -> dict[str, MulticamConfig]:
         "off": dataclasses.replace(site, enabled=False),
         "full": full,
         "no-geometry": dataclasses.replace(full, homographies=()),
-        "no-topology": dataclasses.replace(full, overlaps=(), links=()),
+        "no-topology": no_topo,
+        "full-static": dataclasses.replace(full, **static),
+        "full-no-adapt": dataclasses.replace(full, adapt=False),
+        "full-no-learn": dataclasses.replace(full, learn_topology=False),
+        "no-topology-static": dataclasses.replace(no_topo, **static),
+        "no-topology-adapt": dataclasses.replace(no_topo, learn_topology=False),
+        "no-topology-learn": dataclasses.replace(no_topo, adapt=False),
         "no-time": no_time,
         "appearance-only": dataclasses.replace(full, overlaps=(), links=(), homographies=(), **untimed),
         "oracle-links": None,  # ground truth links the tracks: the ceiling (see oracle())
@@ -191,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "pets09_mc_public.yaml"))
     ap.add_argument("--gt-root", default=None, help="default: $MCTRACK_DATA_DIR/PETS09-MC")
-    ap.add_argument("--variants", nargs="+", default=None, help="subset of: off full no-geometry no-topology "
-                                                                  "no-time appearance-only oracle-links")
+    ap.add_argument("--variants", nargs="+", default=None, help="subset of the variants (see variants())")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="multicam.* override for the replayed registry, e.g. --set multicam.memory_seconds=10")
     ap.add_argument("--keep", default=None, help="write the MOT files of each variant under this folder")
@@ -218,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         out = base / name
         if todo[name] is None:
             oracle(data, gt_root, out)
-            timing = {"median_ms": 0.0, "p95_ms": 0.0, "events": 0}
+            timing = {"median_ms": 0.0, "p95_ms": 0.0, "events": 0, "learned": ""}
         else:
             timing = replay(data, todo[name], out)
         res = evaluate_multicam(gt_root, out)
@@ -227,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
               f"cross_camera HOTA={cc['HOTA']:.2f} IDF1={cc['IDF1']:.2f}  ids={res['identities']['predicted']} "
               f"(true {res['identities']['true']})  "
               f"registry_ms median={timing['median_ms']:.3f} p95={timing['p95_ms']:.3f} "
-              f"corrections={timing['events']}")
+              f"corrections={timing['events']}" + (f"  learned {timing['learned']}" if timing["learned"] else ""))
     return 0
 
 

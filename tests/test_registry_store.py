@@ -585,3 +585,64 @@ def test_sinks_submit_events_order_and_events_off(tmp_path):
         assert types == ["track_started", "identity_seen", "identity_merged", "track_ended"]
         assert json.loads((out / "events.jsonl").read_text().splitlines()[2]) == {
             "type": "identity_merged", "time": 0.2, "n": 3}
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema 2: the site (adaptation, learned topology) and the camera of each summary
+
+
+def _learned_registry() -> IdentityRegistry:
+    reg = IdentityRegistry(MulticamConfig(enabled=True, topology_min_handovers=2))
+    rng = np.random.default_rng(3)
+    for cam in ("cam1", "cam2"):
+        for _ in range(6):
+            v = rng.standard_normal(DIM)
+            reg.adapt.observe(cam, v / np.linalg.norm(v))
+    reg.adapt.refresh()
+    for gap in (2.0, 3.0, 2.5, 2.0):  # the command reads it with the default topology_min_handovers (4)
+        reg.topology.record("cam1", "cam2", gap)
+    ident = reg._new_identity()
+    reg._set_gallery(ident, [rng.standard_normal(DIM).astype(np.float32)], ["cam2"])
+    return reg
+
+
+def test_site_and_summary_cameras_round_trip(tmp_path):
+    reg = _learned_registry()
+    path = tmp_path / "reg.db"
+    save_registry(path, reg.export_state(now=1.0), saved_at=10.0)
+    loaded, _ = load_registry(path)
+    assert loaded["identities"][0]["gallery_cameras"] == ["cam2"]
+    again = IdentityRegistry(MulticamConfig(enabled=True, topology_min_handovers=2))
+    assert again.import_state(loaded, now=0.0) == 1
+    assert again.learned_topology()["links"] == reg.learned_topology()["links"] != []
+    assert np.allclose(again.adapt.centre("cam1"), reg.adapt.centre("cam1"))
+    assert again.identities[min(again.identities)].gallery_cams == ["cam2"]
+    r = subprocess.run([sys.executable, str(ROOT / "run.py"), "registry", "topology", "--store", str(path)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "links:" in r.stdout and "{a: cam1, b: cam2, min_travel: 1, max_travel: 8}" in r.stdout
+    assert "cam1 - cam2: 4 hand-overs" in r.stdout
+
+
+def test_schema_1_file_is_read_and_migrated_on_save(tmp_path):
+    path = tmp_path / "v1.db"
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('state_version', '1'), ('next_id', '8'), ('saved_at', '5.0');
+        CREATE TABLE identities (gid INTEGER PRIMARY KEY, age REAL NOT NULL, last_camera TEXT NOT NULL,
+                                 rows INTEGER NOT NULL, dim INTEGER NOT NULL, gallery BLOB NOT NULL);
+        CREATE TABLE purged (gid INTEGER PRIMARY KEY, purged_at REAL NOT NULL);
+    """)
+    con.execute("INSERT INTO identities VALUES (7, 1.0, 'cam1', 1, 2, ?)", (np.ones(2, "<f4").tobytes(),))
+    con.commit()
+    con.close()
+    loaded, saved_at = load_registry(path)
+    assert saved_at == 5.0 and loaded["identities"][0]["gallery_cameras"] == [""]
+    reg = IdentityRegistry(MulticamConfig(enabled=True))
+    assert reg.import_state(loaded) == 1
+    save_registry(path, reg.export_state(now=0.0))
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT version FROM schema_version").fetchone()[0] == 2
+    assert load_registry(path)[0]["identities"][0]["gid"] == 7

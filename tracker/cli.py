@@ -11,6 +11,7 @@
     mctrack reid-table --pairs PAIRS.csv --models M1 M2 ...
     mctrack registry list|purge --store FILE [--id GID ...]   # saved identities (multicam.store)
     mctrack identity-service --config central.yaml   # a fleet's identity service (edges: run with fleet.enabled)
+    mctrack registry topology --store FILE [--config F]      # learned overlaps and links, as YAML
 
 Run ``mctrack COMMAND --help`` for the options of each command.
 """

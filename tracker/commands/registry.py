@@ -2,6 +2,7 @@
 
     python run.py registry list --store FILE
     python run.py registry purge --store FILE --id GID [--id GID ...]
+    python run.py registry topology --store FILE [--config RUN_CONFIG]
 
 ``FILE`` is the SQLite file itself (a relative ``multicam.store`` is under ``output.dir``).
 ``purge`` deletes identities with their appearance summaries; a pipeline running on the same store
@@ -66,6 +67,54 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def topology_yaml(learned: dict) -> str:
+    """The learned topology as ``multicam:`` YAML (``IdentityRegistry.learned_topology()``), with the evidence
+    of every camera pair as comments, ready to check and paste into a config."""
+    lines = ["# learned from confident hand-overs (run.py registry topology); check before copying", "multicam:"]
+    overlaps = [p for p in learned["overlaps"]]
+    lines.append("  overlaps: [" + ", ".join(f"[{a}, {b}]" for a, b in overlaps) + "]")
+    links = learned["links"]
+    lines.append("  links:" + ("" if links else " []"))
+    for lk in links:
+        lines.append(f"    - {{a: {lk.a}, b: {lk.b}, min_travel: {lk.min_travel:g}, max_travel: {lk.max_travel:g}}}")
+    lines.append("# evidence per camera pair (gap = time from the last sighting in a to the first in b; <= 0: both at "
+                 "once):")
+    for r in learned["pairs"]:
+        travel = (f"travel {r['travel_min']:.1f}/{r['travel_median']:.1f}/{r['travel_max']:.1f} s (min/median/max)"
+                  if r["travel_median"] is not None else "no travel times")
+        kind = r["learned"] or "not yet"
+        written = "; the written entry for this pair is used" if r.get("written") else ""
+        lines.append(f"#   {r['a']} - {r['b']}: {r['handovers']} hand-overs, {r['simultaneous']} simultaneous, "
+                     f"{travel}; learned: {kind}{written}")
+    if not learned["pairs"]:
+        lines.append("#   none yet")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    from tracker.multicam.config import MulticamConfig
+    from tracker.multicam.registry import IdentityRegistry
+    from tracker.multicam.store import load_registry
+
+    mc = MulticamConfig(enabled=True)
+    if args.config:
+        from tracker.pipeline import load_run_config
+
+        mc = load_run_config(args.config).multicam
+    loaded = load_registry(args.store)
+    site = (loaded[0].get("site") or {}) if loaded else {}
+    if not site.get("topology"):
+        print(f"# {args.store}: no hand-over evidence saved yet (multicam.learn_topology on, and a save since)")
+        return 0
+    reg = IdentityRegistry(mc)
+    if reg.topology is None:
+        raise UserError("multicam.learn_topology is off in that config: nothing learned is used")
+    reg.topology.import_state(site["topology"])
+    reg._apply_topology()
+    print(topology_yaml(reg.learned_topology()), end="")
+    return 0
+
+
 def register(subparsers) -> None:
     """Add the ``registry`` subcommand (``list``, ``purge``) to an argparse subparsers object."""
     r = subparsers.add_parser(
@@ -89,3 +138,13 @@ def register(subparsers) -> None:
     p.add_argument("--id", dest="ids", type=int, action="append", required=True, metavar="GID",
                    help="global id to delete (repeat for several)")
     p.set_defaults(func=cmd_purge)
+    t = sub.add_parser(
+        "topology", help="print the camera topology learned from hand-overs, as multicam YAML",
+        description="Print the overlaps and links (with travel-time windows) the registry learned from confident "
+                    "hand-overs (multicam.learn_topology), in the YAML form of multicam.overlaps and "
+                    "multicam.links, with the evidence per camera pair as comments. Check it, then copy it into "
+                    "the config: written entries win over learned ones.")
+    t.add_argument("--store", required=True, help=store_help)
+    t.add_argument("--config", default=None, help="run config whose multicam settings (written topology, "
+                                                  "topology_min_handovers) apply; default: the defaults")
+    t.set_defaults(func=cmd_topology)

@@ -36,7 +36,7 @@ class MulticamConfig:
     """
 
     enabled: bool = _f(False, "give each person one global identity across cameras and across re-entries (on "
-                       "PETS09-MC: cross-camera IDF1 35.9 -> 51.9, per-camera HOTA 42.5 -> 40.6, public "
+                       "PETS09-MC: cross-camera IDF1 35.9 -> 53.2, per-camera HOTA 42.5 -> 40.6, public "
                        "detections). Off: ids are per camera and per track.")
     overlaps: tuple[tuple[str, ...], ...] = _f((), "pairs of cameras whose views overlap, e.g. [[cam1, cam2]]: "
                                                "one person may be in both at once.")
@@ -80,6 +80,23 @@ class MulticamConfig:
     min_embeddings: int = _f(3, "embeddings a track needs before its summary joins the gallery.", 1, 1000)
     max_identities: int = _f(10000, "identities kept in memory; the longest unseen are forgotten first.",
                              1, 10_000_000)
+    adapt: bool = _f(True, "site adaptation of appearance: each camera's mean appearance of the people it sees, "
+                     "learned online from finished tracks (no ground truth), is subtracted from its ReID features "
+                     "before identities are compared; starts as the identity transform. Off: raw features.")
+    adapt_prior_tracks: float = _f(5.0, "tracks of a camera after which its centring is at half strength. Higher: "
+                                   "slower, steadier adaptation; lower: adapts after fewer people.", 0.0, 1e6)
+    adapt_horizon_tracks: float = _f(500.0, "effective number of recent tracks each camera's centre averages over. "
+                                     "Higher: steadier; lower: follows changes of light sooner.", 1.0, 1e9)
+    learn_topology: bool = _f(True, "learn which cameras overlap and which connect (with travel times) from "
+                              "confident, unambiguous hand-overs, and use that like a written topology; written "
+                              "overlaps and links win for their camera pairs. See `run.py registry topology`.")
+    topology_min_handovers: int = _f(4, "confident hand-overs a camera pair needs before it is learned as an "
+                                     "overlap or a link (never from one). Higher: later, fewer false connections "
+                                     "from recurring look-alikes.", 2, 100000)
+    topology_max_distance: float = _f(0.2, "largest appearance distance of a hand-over counted as evidence for the "
+                                      "learned topology. Lower: less but cleaner evidence.", 0.0, 2.0)
+    topology_margin: float = _f(0.1, "how much farther every other identity must be for a hand-over to count as "
+                                "unambiguous. Higher: less but cleaner evidence.", 0.0, 2.0)
     store: str | None = _f(None, "SQLite file where the registry (identity ids and appearance summaries) is saved "
                            "on shutdown and every save_interval seconds, and restored on start, so a restart keeps "
                            "identities. Relative paths are under output.dir. Unset: nothing is stored on disk "

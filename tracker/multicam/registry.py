@@ -36,7 +36,9 @@ import numpy as np
 
 from tracker.core.association import GATED, linear_assignment
 from tracker.core.types import TrackOutput
-from tracker.multicam.config import MulticamConfig
+from tracker.multicam.adaptation import SiteAdaptation
+from tracker.multicam.config import LinkConfig, MulticamConfig
+from tracker.multicam.topology import LearnedTopology
 
 
 def _apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -52,10 +54,13 @@ class _GalleryStore:
     def __init__(self):
         self.rows = np.zeros((0, 0), np.float32)
         self.owner = np.zeros(0, np.int64)
+        self.cams: list[str] = []  # camera of each row ("" unknown), for the site adaptation
         self.free: list[int] = []
         self.used = 0  # rows [0, used) have been handed out at least once
+        self.adapted: np.ndarray | None = None  # rows [0, used) through the site adaptation (None: stale)
+        self.adapt_version = -1
 
-    def add(self, gid: int, vec: np.ndarray) -> int:
+    def add(self, gid: int, vec: np.ndarray, cam: str = "", adapt: SiteAdaptation | None = None) -> int:
         if self.rows.shape[1] != vec.shape[0]:
             if self.used and self.rows.shape[1]:
                 raise ValueError(f"embedding size changed from {self.rows.shape[1]} to {vec.shape[0]}")
@@ -69,9 +74,25 @@ class _GalleryStore:
                 self.owner = np.concatenate([self.owner, np.full(len(self.owner), -1, np.int64)])
             r = self.used
             self.used += 1
+            self.cams.append("")
         self.rows[r] = vec
         self.owner[r] = gid
+        self.cams[r] = cam
+        if self.adapted is not None:
+            if r < len(self.adapted) and adapt is not None and adapt.version == self.adapt_version:
+                self.adapted[r] = adapt.embed([cam], vec[None], query=False)[0]
+            else:
+                self.adapted = None
         return r
+
+    def adapted_rows(self, adapt: SiteAdaptation) -> np.ndarray:
+        """(used, D + 2) rows through the current adaptation, gallery side of ``SiteAdaptation.embed``
+        (recomputed only when the adaptation changed)."""
+        if self.adapted is None or self.adapt_version != adapt.version or len(self.adapted) != len(self.rows):
+            self.adapted = np.zeros((len(self.rows), self.rows.shape[1] + 2), np.float32)
+            self.adapted[:self.used] = adapt.embed(self.cams[:self.used], self.rows[:self.used], query=False)
+            self.adapt_version = adapt.version
+        return self.adapted[:self.used]
 
     def remove(self, rows: list[int]) -> None:
         for r in rows:
@@ -101,6 +122,9 @@ class _Track:
     _mean: np.ndarray | None = None
     _mean_n: int = -1
 
+    _amean: np.ndarray | None = None
+    _amean_key: tuple = ()
+
     def mean(self) -> np.ndarray | None:
         """Unit-norm mean of its embeddings (cached until the next one)."""
         if self.emb_sum is None or self.n_emb == 0:
@@ -110,11 +134,24 @@ class _Track:
             self._mean_n = self.n_emb
         return self._mean
 
+    def adapted_mean(self, adapt: SiteAdaptation | None, query: bool) -> np.ndarray | None:
+        """``mean()`` through the site adaptation (``SiteAdaptation.embed``: (D + 2,), the side of the product
+        ``query`` says), or the mean itself without one; cached."""
+        m = self.mean()
+        if m is None or adapt is None:
+            return m
+        key = (self.n_emb, adapt.version, query)
+        if self._amean_key != key:
+            self._amean = adapt.embed([self.camera], m.astype(np.float32)[None], query)[0]
+            self._amean_key = key
+        return self._amean
+
 
 @dataclass
 class _Identity:
     gid: int
     gallery: list = field(default_factory=list)  # unit-norm track means, newest last (float32)
+    gallery_cams: list = field(default_factory=list)  # the camera of each summary ("" unknown)
     rows: list = field(default_factory=list)  # their rows in the registry's _GalleryStore
     last_time: float = 0.0
     last_camera: str = ""
@@ -141,22 +178,56 @@ class IdentityRegistry:
         self.identities: dict[int, _Identity] = {}
         self._store = _GalleryStore()
         self._h = {c.camera: np.asarray(c.matrix, np.float64).reshape(3, 3) for c in self.cfg.homographies}
-        self._overlap = {frozenset(p) for p in self.cfg.overlaps}
-        # The same pairs in a fixed order (a set of strings iterates in a per-process hash order, and the
-        # order of the corrections must not change between runs).
-        self._overlap_pairs = sorted({tuple(sorted(p)) for p in self.cfg.overlaps if len(set(p)) == 2})
-        self._links = {}
+        self._written_overlap = {frozenset(p) for p in self.cfg.overlaps if len(set(p)) == 2}
+        self._written_links = {}
         for link in self.cfg.links:
-            self._links[(link.a, link.b)] = (link.min_travel, link.max_travel)
+            self._written_links[(link.a, link.b)] = (link.min_travel, link.max_travel)
             if link.bidirectional:
-                self._links[(link.b, link.a)] = (link.min_travel, link.max_travel)
-        self.has_topology = bool(self._links or self._overlap)
+                self._written_links[(link.b, link.a)] = (link.min_travel, link.max_travel)
+        self.has_topology = bool(self._written_links or self._written_overlap)
+        cfg = self.cfg
+        # Site adaptation of appearance and learned topology (module docstrings of adaptation, topology).
+        self.adapt = SiteAdaptation(cfg.adapt_prior_tracks, cfg.adapt_horizon_tracks) if cfg.adapt else None
+        self.topology = (LearnedTopology(cfg.topology_min_handovers) if cfg.learn_topology else None)
+        self._topology_version = -1
+        self._apply_topology()
         # Corrections not yet written: {"type": "identity_merged"|"identity_split", "time": t, ...}.
         self.events: list[dict] = []
         self._last_now: float | None = None
         self._last_forget = -np.inf
+        self._last_refresh = -np.inf
 
     # ------------------------------------------------------------------ helpers
+    def _apply_topology(self) -> None:
+        """The topology in use: the written one, plus learned pairs the written one does not mention
+        (a written overlap or link of a pair always wins over what was learned for it)."""
+        self._overlap = set(self._written_overlap)
+        self._links = dict(self._written_links)
+        if self.topology is not None:
+            self._topology_version = self.topology.version
+            written = self._written_overlap | {frozenset(k) for k in self._written_links}
+            for pair in self.topology.overlaps():
+                if pair not in written:
+                    self._overlap.add(pair)
+            for (a, b), window in self.topology.links().items():
+                if frozenset((a, b)) not in written:
+                    self._links[(a, b)] = self._links[(b, a)] = window
+        # The same pairs in a fixed order (a set of strings iterates in a per-process hash order, and the
+        # order of the corrections must not change between runs).
+        self._overlap_pairs = sorted(tuple(sorted(p)) for p in self._overlap)
+
+    def learned_topology(self) -> dict:
+        """What was learned, for people to check and copy into the config: ``{"overlaps": [[a, b]], "links":
+        [LinkConfig], "pairs": LearnedTopology.report()}``; pairs the written topology covers are marked
+        ``"written": True`` (the written entry is used)."""
+        if self.topology is None:
+            return {"overlaps": [], "links": [], "pairs": []}
+        written = self._written_overlap | {frozenset(k) for k in self._written_links}
+        pairs = [{**r, "written": frozenset((r["a"], r["b"])) in written} for r in self.topology.report()]
+        return {"overlaps": sorted(sorted(p) for p in self.topology.overlaps()),
+                "links": [LinkConfig(a, b, lo, hi) for (a, b), (lo, hi) in sorted(self.topology.links().items())],
+                "pairs": pairs}
+
     def overlaps(self, a: str, b: str) -> bool:
         return a != b and frozenset((a, b)) in self._overlap
 
@@ -185,11 +256,14 @@ class IdentityRegistry:
                 tr.emb_sum = e.astype(np.float64) if tr.emb_sum is None else tr.emb_sum + e
                 tr.n_emb += 1
 
-    def _set_gallery(self, ident: _Identity, vectors: list) -> None:
-        """Replace an identity's summaries (keeping the newest ``gallery_size``)."""
+    def _set_gallery(self, ident: _Identity, vectors: list, cams: list | None = None) -> None:
+        """Replace an identity's summaries and their cameras (keeping the newest ``gallery_size``)."""
         self._store.remove(ident.rows)
+        cams = list(cams) if cams is not None else [""] * len(vectors)
         ident.gallery = [np.asarray(v, np.float32) for v in vectors][-self.cfg.gallery_size:]
-        ident.rows = [self._store.add(ident.gid, v) for v in ident.gallery]
+        ident.gallery_cams = [str(c) for c in cams][-self.cfg.gallery_size:]
+        ident.rows = [self._store.add(ident.gid, v, c, self.adapt)
+                      for v, c in zip(ident.gallery, ident.gallery_cams, strict=True)]
 
     def _delete(self, gid: int) -> _Identity | None:
         ident = self.identities.pop(gid, None)
@@ -255,6 +329,10 @@ class IdentityRegistry:
             self._end(self.tracks.pop(key))
         for key in [k for k in self._pending if k[0] in outputs and k not in seen]:
             del self._pending[key]
+        if self.adapt is not None and now - self._last_refresh >= 1.0 and self.adapt.refresh():
+            self._last_refresh = now  # at most once a second: the cached gallery is re-transformed then
+        if self.topology is not None and self.topology.version != self._topology_version:
+            self._apply_topology()
         if new:
             self._resolve(new, now)
         self._correct(now, dt)
@@ -281,7 +359,9 @@ class IdentityRegistry:
             del ident.active[tr.camera]
         m = tr.mean()
         if m is not None and tr.n_emb >= self.cfg.min_embeddings:
-            self._set_gallery(ident, [*ident.gallery, m])  # 2 KiB per 512-d summary
+            if self.adapt is not None:
+                self.adapt.observe(tr.camera, m)  # counts from the next refresh on
+            self._set_gallery(ident, [*ident.gallery, m], [*ident.gallery_cams, tr.camera])  # 2 KiB per 512-d summary
 
     def _forget(self, now: float) -> None:
         cfg = self.cfg
@@ -356,45 +436,94 @@ class IdentityRegistry:
             return float(np.linalg.norm(tr.foot_px - ident.last_foot_px)) / h <= reach
         return True
 
-    def _app_matrix(self, new: list[_Track], gids: list[int]) -> np.ndarray:
+    def _app_matrix(self, new: list[_Track], gids: list[int], raw: bool = False) -> np.ndarray:
         """(len(new), len(gids)) cosine distances from each new track's mean to the closest summary of each
         identity (its gallery and its active tracks' means), in a few products; ``max_appearance_distance``
-        (no evidence either way) where either side has none."""
+        (no evidence either way) where either side has none. Through the site adaptation (its calibrated
+        distance) unless ``raw``."""
         no_evidence = self.cfg.max_appearance_distance
+        adapt = None if raw else self.adapt
         means = [t.mean() for t in new]
         have = [i for i, m in enumerate(means) if m is not None]
         app = np.full((len(new), len(gids)), no_evidence)
         if not have:
             return app
         m = np.asarray([means[i] for i in have], np.float32)  # (n, D)
+        if adapt is not None:  # one call for all rows: (n, D + 2)
+            m = adapt.embed([new[i].camera for i in have], m, query=True)
         order = np.argsort(np.asarray(gids, np.int64))
         sorted_gids = np.asarray(gids, np.int64)[order]
         best = np.full((len(gids), len(have)), -np.inf, np.float32)
         st = self._store
-        if st.used and st.rows.shape[1] == m.shape[1]:
+        width = st.rows.shape[1] + (2 if adapt is not None else 0)
+        if st.used and width == m.shape[1]:
             owner = st.owner[:st.used]
             live = np.flatnonzero(owner >= 0)
             if len(live):
                 pos = np.searchsorted(sorted_gids, owner[live])
                 ok = (pos < len(sorted_gids)) & (sorted_gids[np.minimum(pos, len(sorted_gids) - 1)] == owner[live])
                 cols = order[pos[ok]]
-                np.maximum.at(best, cols, st.rows[live[ok]] @ m.T)
+                rows = st.adapted_rows(adapt) if adapt is not None else st.rows
+                np.maximum.at(best, cols, rows[live[ok]] @ m.T)
         col_of = {g: j for j, g in enumerate(gids)}
-        act, act_cols = [], []
+        act, act_cols, act_cams = [], [], []
         for t in self.tracks.values():
             if t.identity in col_of and t.n_emb and self.identities[t.identity].active.get(t.camera) == t.local_id:
                 act.append(t.mean())
                 act_cols.append(col_of[t.identity])
+                act_cams.append(t.camera)
         if act:
-            np.maximum.at(best, np.asarray(act_cols), np.asarray(act, np.float32) @ m.T)
+            a = np.asarray(act, np.float32)
+            if adapt is not None:
+                a = adapt.embed(act_cams, a, query=False)
+            np.maximum.at(best, np.asarray(act_cols), a @ m.T)
         app[have] = np.where(np.isfinite(best.T), 1.0 - best.T, no_evidence)
         return app
+
+    def _handover_evidence(self, new: list[_Track], gids: list[int], app: np.ndarray, now: float) -> None:
+        """Feed the learned topology with the confident, unambiguous hand-overs among the new tracks.
+
+        ``app`` (len(new), len(gids)) are raw appearance distances before any topology gate, so what is
+        learned does not depend on what was written or learned before. A new track counts when one
+        identity held in another camera is within ``topology_max_distance`` and every other candidate
+        at least ``topology_margin`` farther; identities held by a live track in the new track's own
+        camera, or last seen there, are not candidates (re-entry says nothing about topology).
+        """
+        cfg = self.cfg
+        if app.shape[1] == 0:
+            return
+        for i in np.flatnonzero(app.min(axis=1) <= cfg.topology_max_distance):
+            tr = new[i]
+            valid = []  # the two closest candidates
+            for j in np.argsort(app[i]):
+                ident = self.identities[gids[j]]
+                if tr.camera not in ident.active and ident.last_camera != tr.camera:
+                    valid.append(j)
+                    if len(valid) == 2:
+                        break
+            if not valid or app[i, valid[0]] > cfg.topology_max_distance:
+                continue
+            if len(valid) > 1 and app[i, valid[1]] - app[i, valid[0]] < cfg.topology_margin:
+                continue  # ambiguous
+            ident = self.identities[gids[valid[0]]]
+            present = self._present(ident, now)
+            present.pop(tr.camera, None)
+            if present:
+                for cam in sorted(present):
+                    self.topology.record(cam, tr.camera, 0.0)
+            elif ident.last_camera:
+                self.topology.record(ident.last_camera, tr.camera, max(tr.first_time - ident.last_time, 1e-3))
 
     def _resolve(self, new: list[_Track], now: float) -> None:
         gids = list(self.identities)
         if gids:
             cfg = self.cfg
             app = self._app_matrix(new, gids)
+            if self.topology is not None:
+                # Judged on raw features: the learned topology came out cleaner on PETS09-MC than with adapted
+                # ones (no look-alike cam1-cam3 link, tighter travel windows; bench/mc_replay.py).
+                self._handover_evidence(new, gids, app if self.adapt is None else self._app_matrix(new, gids, raw=True),
+                                        now)
             # Appearance bounds the cost from below (penalties >= 0, bonus <= geometry_weight): only the
             # candidates that could pass get the full check.
             cost = np.full(app.shape, GATED)
@@ -448,9 +577,14 @@ class IdentityRegistry:
             if ident is None:
                 continue
             if tr.linked:
-                others = list(ident.gallery) + [o.mean() for o in self._active_tracks(ident) if o is not tr]
+                gallery = list(ident.gallery)
+                if self.adapt is not None and gallery:
+                    gallery = list(self.adapt.embed(ident.gallery_cams, np.asarray(gallery, np.float32), query=False))
+                others = gallery + [o.adapted_mean(self.adapt, query=False) for o in self._active_tracks(ident)
+                                    if o is not tr]
                 others = [m for m in others if m is not None]
-                if others and 1.0 - float(np.max(np.asarray(others) @ tr.mean())) > cfg.max_appearance_distance:
+                mine = tr.adapted_mean(self.adapt, query=True)
+                if others and 1.0 - float(np.max(np.asarray(others) @ mine)) > cfg.max_appearance_distance:
                     self._split(tr, now, "appearance differs from the identity")
                 continue
             if ident.gallery or len(ident.active) > 1:
@@ -526,7 +660,7 @@ class IdentityRegistry:
         for tr in self._active_tracks(drop):
             tr.identity = keep.gid
         keep.active.update(drop.active)
-        self._set_gallery(keep, keep.gallery + drop.gallery)
+        self._set_gallery(keep, keep.gallery + drop.gallery, keep.gallery_cams + drop.gallery_cams)
         if drop.last_time > keep.last_time:
             keep.last_time, keep.last_camera = drop.last_time, drop.last_camera
             keep.last_foot_px, keep.last_height_px = drop.last_foot_px, drop.last_height_px
@@ -558,32 +692,45 @@ class IdentityRegistry:
         is not changed). Times are exported as ages in seconds before ``now``.
 
         Returns:
-            ``{"version": 1, "next_id": int, "identities": [{"gid": int, "age": float,
-            "last_camera": str, "gallery": (K, D) float32 array}, ...]}``; identities with no
-            appearance summary are included with an empty (0, 0) gallery (their id stays reserved).
+            ``{"version": 2, "next_id": int, "identities": [{"gid": int, "age": float,
+            "last_camera": str, "gallery": (K, D) float32 array, "gallery_cameras": [K str]}, ...],
+            "site": {"adaptation": SiteAdaptation.export_state() or None, "topology":
+            LearnedTopology.export_state() or None}}``; identities with no appearance summary are
+            included with an empty (0, 0) gallery (their id stays reserved).
         """
         extra: dict[int, list] = {}
         for tr in self.tracks.values():
             m = tr.mean()
             if m is not None and tr.n_emb >= self.cfg.min_embeddings:
-                extra.setdefault(tr.identity, []).append(m.astype(np.float32))
+                extra.setdefault(tr.identity, []).append((m.astype(np.float32), tr.camera))
         idents = []
         for gid, ident in self.identities.items():
-            gallery = (list(ident.gallery) + extra.get(gid, []))[-self.cfg.gallery_size:]
+            more = extra.get(gid, [])
+            gallery = (list(ident.gallery) + [m for m, _ in more])[-self.cfg.gallery_size:]
+            cams = (list(ident.gallery_cams) + [c for _, c in more])[-self.cfg.gallery_size:]
             arr = np.asarray(gallery, np.float32) if gallery else np.zeros((0, 0), np.float32)
             idents.append({"gid": gid, "age": max(0.0, float(now - ident.last_time)),
-                           "last_camera": ident.last_camera, "gallery": arr})
-        return {"version": 1, "next_id": self._next_id, "identities": idents}
+                           "last_camera": ident.last_camera, "gallery": arr, "gallery_cameras": cams})
+        site = {"adaptation": self.adapt.export_state() if self.adapt is not None else None,
+                "topology": self.topology.export_state() if self.topology is not None else None}
+        return {"version": 2, "next_id": self._next_id, "identities": idents, "site": site}
 
     def import_state(self, state: dict, now: float = 0.0) -> int:
         """Restore identities saved by ``export_state``; returns how many were restored.
 
         ``now`` is the registry's clock at restore time; each identity's last sighting is set
         ``age`` seconds before it (add the time the process was down to ``age`` before calling).
-        Identities older than ``memory_seconds`` are dropped; ids already used here are kept.
+        Identities older than ``memory_seconds`` are dropped; ids already used here are kept. Version 1
+        states (no cameras per summary, no site statistics) are read too.
         """
-        if int(state.get("version", 0)) != 1:
+        if int(state.get("version", 0)) not in (1, 2):
             raise ValueError(f"unsupported registry state version {state.get('version')!r}")
+        site = state.get("site") or {}
+        if self.adapt is not None and site.get("adaptation"):
+            self.adapt.import_state(site["adaptation"])
+        if self.topology is not None and site.get("topology"):
+            self.topology.import_state(site["topology"])
+            self._apply_topology()
         self._next_id = max(self._next_id, int(state["next_id"]))
         n = 0
         for rec in state["identities"]:
@@ -594,7 +741,9 @@ class IdentityRegistry:
             ident = _Identity(gid)
             gallery = np.asarray(rec["gallery"], np.float32)
             if gallery.size:
-                self._set_gallery(ident, list(gallery.reshape(len(gallery), -1)))
+                cams = list(rec.get("gallery_cameras") or [])
+                cams = cams if len(cams) == len(gallery) else [""] * len(gallery)
+                self._set_gallery(ident, list(gallery.reshape(len(gallery), -1)), cams)
             ident.last_time = now - age
             ident.last_camera = str(rec.get("last_camera", ""))
             self.identities[gid] = ident

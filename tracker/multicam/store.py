@@ -1,8 +1,10 @@
 """Saving the identity registry across restarts: one SQLite file (``multicam.store``).
 
-What is stored is what ``IdentityRegistry.export_state`` returns: the next global id, and per
+What is stored is what ``IdentityRegistry.export_state`` returns: the next global id, per
 identity its id, how long before the save it was last seen, the camera it was last seen in and
-its appearance summaries (a (K, D) float32 gallery of track means; no images, no boxes). That is
+its appearance summaries (a (K, D) float32 gallery of track means with the camera of each; no
+images, no boxes), and what the registry learned about the site: the per-camera appearance
+centres of the site adaptation and the hand-over evidence of the learned topology. That is
 biometric data, so the file is created owner-only (0600), identities expire after
 ``multicam.memory_seconds`` (the age grows while the tracker is down), and ``run.py registry
 purge`` deletes one identity.
@@ -12,11 +14,18 @@ Tables (``schema_version`` says which layout; a file of another version is refus
 - ``schema_version(version)``: one row, ``SCHEMA_VERSION``.
 - ``meta(key, value)``: ``state_version`` (of ``export_state``), ``next_id``, ``saved_at``
   (wall clock, Unix seconds).
-- ``identities(gid, age, last_camera, rows, dim, gallery)``: ``gallery`` is ``rows * dim``
-  little-endian float32 values, row-major (bit-exact round trip).
+- ``identities(gid, age, last_camera, rows, dim, gallery, cameras)``: ``gallery`` is ``rows * dim``
+  little-endian float32 values, row-major (bit-exact round trip); ``cameras`` a JSON list of the
+  camera of each row ("" unknown).
+- ``site(key, value)``: ``adaptation`` and ``topology``, JSON (``SiteAdaptation.export_state``,
+  ``LearnedTopology.export_state``); the adaptation centres are means over many people, not anyone's
+  summary, and are kept until the file is deleted.
 - ``purged(gid, purged_at)``: identities deleted by ``purge_identity``. The next save of a
   pipeline still holding one drops it instead of writing it back and reports it, so the pipeline
   forgets it too (``save_registry``'s return value).
+
+A file of schema version 1 (before ``cameras`` and ``site``) is migrated in place on its first save
+(its summaries get unknown cameras); reading it works without migrating.
 
 Every save replaces the whole content in one SQLite transaction (rollback journal): a crash or a
 power cut mid-save leaves the previous save, never a mix. ``secure_delete`` is on, so deleted
@@ -27,6 +36,7 @@ registry list``/``purge``) may use the file while a pipeline runs; writers wait 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -40,8 +50,8 @@ from tracker.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-STATE_VERSION = 1  # IdentityRegistry.export_state's "version"
+SCHEMA_VERSION = 2
+STATE_VERSION = 2  # IdentityRegistry.export_state's "version" (1 is still accepted by save_registry)
 _BUSY_TIMEOUT_S = 10.0
 _FIX = "delete the file (or move it away) to start with no saved identities, or set multicam.store to another file"
 
@@ -98,18 +108,30 @@ def _tables(con: sqlite3.Connection) -> set[str]:
     return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def _check_schema(con: sqlite3.Connection, path: Path) -> bool:
-    """True when the file holds a store of this version, False when it is empty; raises otherwise."""
+def _schema(con: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version (1 or 2), 0 when it is empty; raises for anything else."""
     tables = _tables(con)
     if not tables:
-        return False
+        return 0
     if not {"schema_version", "meta", "identities", "purged"} <= tables:
         raise _unreadable(path, "is an SQLite file but not a registry store")
     row = con.execute("SELECT version FROM schema_version").fetchone()
-    if row is None or row[0] != SCHEMA_VERSION:
+    if row is None or row[0] not in (1, SCHEMA_VERSION):
         raise _unreadable(path, f"has schema version {row[0] if row else None}, this version reads "
-                                f"{SCHEMA_VERSION}")
-    return True
+                                f"1 and {SCHEMA_VERSION}")
+    return int(row[0])
+
+
+def _check_schema(con: sqlite3.Connection, path: Path) -> bool:
+    """True when the file holds a store this version reads, False when it is empty; raises otherwise."""
+    return _schema(con, path) > 0
+
+
+def _migrate_v1(con: sqlite3.Connection) -> None:
+    """Schema 1 -> 2 inside the caller's transaction: cameras per summary (unknown), the site table."""
+    con.execute("ALTER TABLE identities ADD COLUMN cameras TEXT NOT NULL DEFAULT '[]'")
+    con.execute("CREATE TABLE site (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    con.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
 
 def _create_schema(con: sqlite3.Connection) -> None:
@@ -117,8 +139,10 @@ def _create_schema(con: sqlite3.Connection) -> None:
     con.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
     con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     con.execute("CREATE TABLE identities (gid INTEGER PRIMARY KEY, age REAL NOT NULL, last_camera TEXT NOT NULL, "
-                "rows INTEGER NOT NULL, dim INTEGER NOT NULL, gallery BLOB NOT NULL)")
+                "rows INTEGER NOT NULL, dim INTEGER NOT NULL, gallery BLOB NOT NULL, "
+                "cameras TEXT NOT NULL DEFAULT '[]')")
     con.execute("CREATE TABLE purged (gid INTEGER PRIMARY KEY, purged_at REAL NOT NULL)")
+    con.execute("CREATE TABLE site (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
 def _meta(con: sqlite3.Connection, path: Path) -> dict[str, float]:
@@ -135,7 +159,8 @@ def save_registry(path: str | Path, state: dict, saved_at: float | None = None) 
 
     Args:
         path: the SQLite file; created (0600, with its folder) when missing.
-        state: ``{"version": 1, "next_id": int, "identities": [{"gid", "age", "last_camera", "gallery"}]}``.
+        state: ``{"version": 2, "next_id": int, "identities": [{"gid", "age", "last_camera", "gallery",
+            "gallery_cameras"}], "site": {"adaptation", "topology"}}`` (version 1: no cameras, no site).
         saved_at: wall-clock time of the state (Unix seconds); default now.
     Returns:
         The ids in ``state`` that were purged from the store since the last save (``purge_identity``);
@@ -144,24 +169,33 @@ def save_registry(path: str | Path, state: dict, saved_at: float | None = None) 
         UserError: the file cannot be written, is not a registry store or is of another schema version.
     """
     path = Path(path)
-    if int(state.get("version", 0)) != STATE_VERSION:
+    if int(state.get("version", 0)) not in (1, STATE_VERSION):
         raise ValueError(f"unsupported registry state version {state.get('version')!r}")
     saved_at = time.time() if saved_at is None else float(saved_at)
     rows = []
     for rec in state["identities"]:
         g = np.asarray(rec["gallery"], dtype="<f4")
         g = g.reshape(len(g), -1) if g.size else np.zeros((0, 0), "<f4")
+        cams = [str(c) for c in (rec.get("gallery_cameras") or [])]
+        cams = cams if len(cams) == g.shape[0] else [""] * g.shape[0]
         rows.append((int(rec["gid"]), float(rec["age"]), str(rec.get("last_camera", "")), g.shape[0], g.shape[1],
-                     np.ascontiguousarray(g).tobytes()))
+                     np.ascontiguousarray(g).tobytes(), json.dumps(cams)))
+    site = [(k, json.dumps(v)) for k, v in sorted((state.get("site") or {}).items()) if v is not None]
     with _connect(path, create=True, verb="written") as con:
         con.execute("BEGIN IMMEDIATE")  # a crash before COMMIT leaves the previous save (rolled back on open)
-        if not _check_schema(con, path):
+        version = _schema(con, path)
+        if version == 0:
             _create_schema(con)
+        elif version == 1:
+            _migrate_v1(con)
         purged = {r[0] for r in con.execute("SELECT gid FROM purged")}
         dropped = {r[0] for r in rows if r[0] in purged}
         con.execute("DELETE FROM identities")
         con.execute("DELETE FROM purged")  # applied: this save drops them, the caller forgets them
-        con.executemany("INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?)", [r for r in rows if r[0] not in purged])
+        con.executemany("INSERT INTO identities (gid, age, last_camera, rows, dim, gallery, cameras) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", [r for r in rows if r[0] not in purged])
+        con.execute("DELETE FROM site")
+        con.executemany("INSERT INTO site VALUES (?, ?)", site)
         con.execute("DELETE FROM meta")
         con.executemany("INSERT INTO meta VALUES (?, ?)", [
             ("state_version", str(STATE_VERSION)), ("next_id", str(int(state["next_id"]))),
@@ -184,21 +218,36 @@ def load_registry(path: str | Path) -> tuple[dict, float] | None:
         return None
     with _connect(path, create=False, verb="read") as con:
         con.execute("BEGIN")  # one consistent snapshot
-        if not _check_schema(con, path):
+        version = _schema(con, path)
+        if version == 0:
             return None
         meta = _meta(con, path)
-        if meta["state_version"] != STATE_VERSION:
+        if meta["state_version"] not in (1, STATE_VERSION):
             raise _unreadable(path, f"holds registry state version {meta['state_version']}, this version "
                                     f"reads {STATE_VERSION}")
         idents = []
-        for gid, age, cam, n, dim, blob in con.execute(
-                "SELECT gid, age, last_camera, rows, dim, gallery FROM identities ORDER BY gid"):
+        cams_col = "cameras" if version >= 2 else "'[]'"
+        for gid, age, cam, n, dim, blob, cams in con.execute(
+                f"SELECT gid, age, last_camera, rows, dim, gallery, {cams_col} FROM identities ORDER BY gid"):
             if n < 0 or dim < 0 or not isinstance(blob, bytes) or len(blob) != 4 * n * dim:
                 raise _unreadable(path, f"is damaged: identity {gid} has a bad {n}x{dim} gallery")
             gallery = np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(n, dim)
-            idents.append({"gid": int(gid), "age": float(age), "last_camera": str(cam), "gallery": gallery})
+            try:
+                cams = [str(c) for c in json.loads(cams)]
+            except (ValueError, TypeError):
+                raise _unreadable(path, f"is damaged: identity {gid} has bad cameras {cams!r}") from None
+            idents.append({"gid": int(gid), "age": float(age), "last_camera": str(cam), "gallery": gallery,
+                           "gallery_cameras": cams if len(cams) == n else [""] * n})
+        site = {}
+        if version >= 2:
+            for key, value in con.execute("SELECT key, value FROM site ORDER BY key"):
+                try:
+                    site[str(key)] = json.loads(value)
+                except ValueError:
+                    raise _unreadable(path, f"is damaged: site entry {key!r} is not JSON") from None
         con.execute("COMMIT")
-    return {"version": STATE_VERSION, "next_id": meta["next_id"], "identities": idents}, meta["saved_at"]
+    return ({"version": STATE_VERSION, "next_id": meta["next_id"], "identities": idents, "site": site},
+            meta["saved_at"])
 
 
 def age_state(state: dict, saved_at: float, now: float | None = None) -> dict:
