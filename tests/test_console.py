@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -100,11 +101,18 @@ def _cameras_from_events(out_dir) -> dict[int, set[str]]:
     return seen
 
 
-def _crop_of(out_dir, gid: int, camera: str) -> np.ndarray:
-    """A crop of identity ``gid`` from the camera's video, in the middle of its rows in the MOT output."""
+def _crop_of(out_dir, gid: int, camera: str, t0: float = -1.0, t1: float = 1e9) -> np.ndarray:
+    """A crop of identity ``gid`` from the camera's full-resolution video, in the middle of its rows in the MOT
+    output between stream times ``t0`` and ``t1`` (seconds)."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(Path(_video(camera)).parent / "seqinfo.ini")
+    fps = float(ini["Sequence"]["frameRate"])
     rows = [r.split(",") for r in (out_dir / f"{camera}.txt").read_text().splitlines()]
     rows = [r for r in rows if int(r[1]) == gid]
-    f, _, left, top, w, h = rows[len(rows) // 2][:6]
+    mid = (max(t0, 0.0) + min(t1, (int(rows[-1][0]) - 1) / fps)) / 2  # the row nearest the middle of [t0, t1]
+    f, _, left, top, w, h = min(rows, key=lambda r: abs((int(r[0]) - 1) / fps - mid))[:6]
     cap = cv2.VideoCapture(_video(camera))
     cap.set(cv2.CAP_PROP_POS_FRAMES, int(f) - 1)
     ok, frame = cap.read()
@@ -162,10 +170,10 @@ def test_console_in_chromium_end_to_end(tmp_path):
         # Search with a crop of a known person (from the video, not a thumbnail): that person ranks first.
         listed = json.loads(urllib.request.urlopen(base + f"api/identities?limit=500&token={token}").read())
         person = max(listed["identities"], key=lambda i: i["sightings"])
-        cam = max({c for c, _, _ in person["cameras"]},
-                  key=lambda c: sum(t1 - t0 for cc, t0, t1 in person["cameras"] if cc == c))
+        detail = json.loads(urllib.request.urlopen(base + f"api/identities/{person['gid']}?token={token}").read())
+        visit = detail["visits"][detail["best"]]  # the visit the page shows this person by; the crop is the video's
         crop_path = tmp_path / "query.png"
-        cv2.imwrite(str(crop_path), _crop_of(out, person["gid"], cam))
+        cv2.imwrite(str(crop_path), _crop_of(out, person["gid"], visit["camera"], visit["t0"], visit["t1"]))
         driver.find_element(By.ID, "upload").send_keys(str(crop_path))
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#hits li[data-gid]"))
         hits = driver.find_elements(By.CSS_SELECTOR, "#hits li[data-gid]")
