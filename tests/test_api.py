@@ -60,6 +60,7 @@ def test_every_input_form_gives_the_same_tracks(form):
     assert np.array_equal(a.xyxy, b.xyxy) and b.det_index.tolist() == [0, 1] and b.class_ids.tolist() == [0, 2]
 
 
+@pytest.mark.slow
 def test_real_ultralytics_results_are_accepted():
     torch = pytest.importorskip("torch")
     results_mod = pytest.importorskip("ultralytics.engine.results")

@@ -281,6 +281,7 @@ def _track(dets: Path, fps: float, out: Path) -> Path:
     ("MOT15", ["ETH-Bahnhof", "ETH-Pedcross2", "Venice-2"]),  # the ETH ones have conf == 0 rows
     ("MOT17", ["MOT17-02-FRCNN", "MOT17-04-FRCNN"]),
 ])
+@pytest.mark.slow
 def test_scores_equal_trackevals_own_evaluation(tmp_path, benchmark, seqs):
     import configparser
 

@@ -580,6 +580,7 @@ def _damage(counter: int, jpeg: bytes) -> bytes:
     return b""
 
 
+@pytest.mark.slow
 def test_http_camera_sending_corrupt_frames_keeps_running_and_logs_once(tmp_path, caplog, capfd):
     caplog.set_level(logging.INFO)
     server = MjpegServer(fps=FPS, frames_per_connection=100_000, damage=_damage)

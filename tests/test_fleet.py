@@ -200,6 +200,7 @@ def _check_identities(site):
     assert all(len(p) == 1 for p in owners.values()), f"one id given to two people: {owners}"
 
 
+@pytest.mark.slow
 @needs_redis
 def test_identity_follows_a_person_across_edges(tmp_path):
     with RedisServer(tmp_path / "redis") as redis:
@@ -217,6 +218,7 @@ def test_identity_follows_a_person_across_edges(tmp_path):
         assert _all_acked(redis) == (0, True)
 
 
+@pytest.mark.slow
 @needs_redis
 def test_broker_restart_loses_nothing(tmp_path):
     with RedisServer(tmp_path / "redis") as redis:
@@ -239,6 +241,7 @@ def test_broker_restart_loses_nothing(tmp_path):
         assert _all_acked(redis) == (0, True)
 
 
+@pytest.mark.slow
 @needs_redis
 def test_service_sigkill_and_restart(tmp_path):
     with RedisServer(tmp_path / "redis") as redis:
@@ -261,6 +264,7 @@ def test_service_sigkill_and_restart(tmp_path):
         assert _all_acked(redis) == (0, True)  # every entry processed and acknowledged: nothing lost
 
 
+@pytest.mark.slow
 @needs_redis
 def test_malformed_entries_skipped_counted_logged_once(tmp_path):
     import redis as redis_py
@@ -280,6 +284,7 @@ def test_malformed_entries_skipped_counted_logged_once(tmp_path):
         assert site.identities_by_person()["P1"]
 
 
+@pytest.mark.slow
 @needs_redis
 def test_wrong_password_is_one_clear_error(tmp_path):
     with RedisServer(tmp_path / "redis", password=PASSWORD, user="mctrack") as redis:

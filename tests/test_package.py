@@ -38,6 +38,7 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
+@pytest.mark.slow
 def test_wheel_has_every_subpackage_the_configs_and_the_command(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for pkg in ("tracker/core", "tracker/models", "tracker/io", "tracker/io/sinks", "tracker/multicam",

@@ -116,6 +116,7 @@ class CounterDetector:
         return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GST, reason=INSTALL_HINT)
 def test_rtsp_outage_pipeline_keeps_running(tmp_path):
     server = RtspServer().start()

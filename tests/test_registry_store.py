@@ -180,6 +180,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_kill_mid_save_leaves_a_whole_save(tmp_path):
     """SIGKILL at random moments while saving: the file always holds one whole save, never a mix."""
     path = tmp_path / "r.db"
