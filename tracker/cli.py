@@ -47,6 +47,7 @@ def cmd_track(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from tracker.commands.signals import stop_on_signals
     from tracker.config import CameraConfig, OutputConfig, PipelineConfig, ReIDConfig, RunConfig
     from tracker.io.motio import read_mot_detections
     from tracker.pipeline import Pipeline
@@ -77,11 +78,9 @@ def cmd_track(args: argparse.Namespace) -> int:
                             tracker=cfg, reid=reid, output=OutputConfig(dir=work, events=False),
                             pipeline=PipelineConfig(model_dir=args.model_dir, status_interval=0.0))
         pipeline = Pipeline(run_cfg)
-        previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
-        try:
+        # Ctrl-C stays KeyboardInterrupt here: nothing is written (the result file is whole or absent).
+        with stop_on_signals(pipeline.stop, "stopping; nothing is written", (signal.SIGTERM,)):
             summary = pipeline.run(progress=not args.quiet)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         if summary["interrupted"]:
             raise KeyboardInterrupt
         done = summary["cameras"]["seq"]["frames"]
@@ -101,23 +100,14 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import signal
-
+    from tracker.commands.signals import stop_on_signals
     from tracker.pipeline import Pipeline, load_run_config
 
     cfg = load_run_config(args.config, args.set)
     pipeline = Pipeline(cfg)
 
-    def on_signal(signum, _frame):
-        log.info("%s received: finishing the current tick and closing outputs", signal.Signals(signum).name)
-        pipeline.stop()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals(pipeline.stop, "finishing the current tick and closing outputs"):
         summary = pipeline.run(progress=not args.quiet, max_ticks=args.max_ticks)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     secs = max(summary["seconds"], 1e-9)
     print(f"{'stopped' if summary['interrupted'] else 'finished'}: {summary['frames']} frames from "
           f"{len(summary['cameras'])} cameras in {summary['seconds']:.1f} s ({summary['frames'] / secs:.1f} frames/s)")

@@ -37,7 +37,6 @@ from tracker.api import MultiCameraTracker
 from tracker.config import RunConfig, check_run_config
 from tracker.core.tracker import CameraTracker
 from tracker.core.types import Detections
-from tracker.errors import UserError
 
 log = logging.getLogger(__name__)
 _FINAL_SAVE_WAIT_S = 60.0  # longest wait at shutdown for a background registry save still being written
@@ -461,9 +460,4 @@ def load_run_config(path: str, overrides: list[str] | None = None) -> RunConfig:
     """Load and cross-check a run config (``run.py run --config``)."""
     from tracker.io.config_file import load_yaml
 
-    cfg = load_yaml(path, RunConfig, overrides)
-    try:
-        check_run_config(cfg)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    return cfg
+    return load_yaml(path, RunConfig, overrides, check=check_run_config)

@@ -18,36 +18,21 @@ log = logging.getLogger("mctrack")
 
 def load_service_config(path: str, overrides: list[str] | None = None):
     from tracker.config import RunConfig
-    from tracker.errors import UserError
     from tracker.fleet.service import check_service_config
     from tracker.io.config_file import load_yaml
 
-    cfg = load_yaml(path, RunConfig, overrides)
-    try:
-        check_service_config(cfg)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    return cfg
+    return load_yaml(path, RunConfig, overrides, check=check_service_config)
 
 
 def cmd_identity_service(args: argparse.Namespace) -> int:
-    import signal
-
+    from tracker.commands.signals import stop_on_signals
     from tracker.fleet.service import IdentityService
 
     cfg = load_service_config(args.config, args.set)
     service = IdentityService(cfg)
 
-    def on_signal(signum, _frame):
-        log.info("%s received: checkpointing and stopping", signal.Signals(signum).name)
-        service.stop()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals(service.stop, "checkpointing and stopping"):
         summary = service.run(max_seconds=args.seconds, until_ended=args.until_ended)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     print(f"identity service stopped: {summary['ticks']} ticks, {summary['observations']} observations "
           f"({summary['duplicates']} duplicates, {summary['malformed']} malformed skipped), "
           f"{summary['identities']} identities held, next id {summary['next_id']}, "

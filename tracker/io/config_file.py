@@ -97,8 +97,11 @@ def resolve_config(path: str | Path) -> Path:
     raise UserError(f"config file not found: {path} (packaged configs: {', '.join(packaged_configs())})")
 
 
-def load_yaml(path: str | Path, cls=TrackConfig, overrides: list[str] | None = None):
-    """Load a YAML config file (or a packaged config by name) into ``cls``; errors name the file and the key."""
+def load_yaml(path: str | Path, cls=TrackConfig, overrides: list[str] | None = None, check=None):
+    """Load a YAML config file (or a packaged config by name) into ``cls``; errors name the file and the key.
+
+    ``check``: cross-field checks run on the result (``check_run_config``, say); their errors name the file too.
+    """
     try:
         import yaml
     except ImportError:  # pragma: no cover - the [models] extra and requirements.txt install it
@@ -115,7 +118,10 @@ def load_yaml(path: str | Path, cls=TrackConfig, overrides: list[str] | None = N
     if overrides:
         data = apply_overrides(data, overrides)
     try:
-        return from_dict(cls, data)
+        cfg = from_dict(cls, data)
+        if check is not None:
+            check(cfg)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
+    return cfg
 
