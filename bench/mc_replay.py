@@ -189,7 +189,9 @@ def variants(site: MulticamConfig) -> dict[str, MulticamConfig]:
     - full-static, no-topology-static: the registry as it was before site adaptation and learned topology
       (``adapt`` and ``learn_topology`` off), with and without the written topology;
     - no-topology-adapt / no-topology-learn: no written topology, with one of the two new pieces only;
-    - full-no-adapt / full-no-learn: the written topology, without one of them.
+    - full-no-adapt / full-no-learn: the written topology, without one of them;
+    - full-reentry / no-topology-reentry: identities may come back into the camera they were last seen in
+      after any absence up to ``memory_seconds`` (``reentry_max_gap``), not only within a second.
 
     The no-topology rows are what a new user gets on a first day: nothing of the site written.
     """
@@ -207,6 +209,8 @@ def variants(site: MulticamConfig) -> dict[str, MulticamConfig]:
         "full-static": dataclasses.replace(full, **static),
         "full-no-adapt": dataclasses.replace(full, adapt=False),
         "full-no-learn": dataclasses.replace(full, learn_topology=False),
+        "full-reentry": dataclasses.replace(full, reentry_max_gap=full.memory_seconds),
+        "no-topology-reentry": dataclasses.replace(no_topo, reentry_max_gap=full.memory_seconds),
         "no-topology-static": dataclasses.replace(no_topo, **static),
         "no-topology-adapt": dataclasses.replace(no_topo, learn_topology=False),
         "no-topology-learn": dataclasses.replace(no_topo, adapt=False),

@@ -194,6 +194,8 @@ class IdentityRegistry:
         # Corrections not yet written: {"type": "identity_merged"|"identity_split", "time": t, ...}.
         self.events: list[dict] = []
         self._last_now: float | None = None
+        self._tick = 0  # counts update() calls (key of per-tick caches)
+        self._act_cache: dict = {}
         self._last_forget = -np.inf
         self._last_refresh = -np.inf
 
@@ -302,6 +304,7 @@ class IdentityRegistry:
         """
         seen: set[tuple[str, int]] = set()
         new: list[_Track] = []
+        self._tick += 1
         dt = 0.0 if self._last_now is None else min(max(now - self._last_now, 0.0), 1.0)
         self._last_now = now
         for tr in self.tracks.values():
@@ -376,8 +379,9 @@ class IdentityRegistry:
             for _, g in idle[:len(self.identities) - cfg.max_identities]:
                 self._delete(g)
 
-    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float, app: float) -> float:
-        """Cost of giving ``ident`` to the new track ``tr``; GATED when not allowed."""
+    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float, app: float, limit: bool = True) -> float:
+        """Cost of giving ``ident`` to the new track ``tr``; GATED when not allowed (with ``limit``, also when
+        the cost is over ``max_appearance_distance``)."""
         cfg = self.cfg
         if tr.camera in ident.active and ident.active[tr.camera] != tr.local_id:
             holder = self.tracks.get((tr.camera, ident.active[tr.camera]))
@@ -403,7 +407,9 @@ class IdentityRegistry:
                 return GATED
             last = ident.last_camera
             if last == tr.camera:
-                pass  # re-entry: reach checked above
+                if gap > cfg.reentry_max_gap:
+                    return GATED  # came back to the same camera after a long absence: treated as someone new
+                # re-entry (a track the local tracker broke): reach checked above
             elif self.overlaps(last, tr.camera) and gap <= cfg.overlap_handover:
                 pass  # walked out of one view while entering the overlapping one
             elif (last, tr.camera) in self._links:
@@ -416,7 +422,7 @@ class IdentityRegistry:
         # bar rises with every doubling of the gap beyond ``gap_scale`` seconds.
         penalty = cfg.gap_penalty * np.log2(1.0 + gap / cfg.gap_scale) if not present else 0.0
         cost = app + penalty - geometry_bonus
-        if cost > cfg.max_appearance_distance:
+        if limit and cost > cfg.max_appearance_distance:
             return GATED
         return cost
 
@@ -465,20 +471,36 @@ class IdentityRegistry:
                 cols = order[pos[ok]]
                 rows = st.adapted_rows(adapt) if adapt is not None else st.rows
                 np.maximum.at(best, cols, rows[live[ok]] @ m.T)
-        col_of = {g: j for j, g in enumerate(gids)}
-        act, act_cols, act_cams = [], [], []
-        for t in self.tracks.values():
-            if t.identity in col_of and t.n_emb and self.identities[t.identity].active.get(t.camera) == t.local_id:
-                act.append(t.mean())
-                act_cols.append(col_of[t.identity])
-                act_cams.append(t.camera)
-        if act:
-            a = np.asarray(act, np.float32)
-            if adapt is not None:
-                a = adapt.embed(act_cams, a, query=False)
-            np.maximum.at(best, np.asarray(act_cols), a @ m.T)
+        tracks, mat = self._active_means(adapt)
+        if tracks:
+            ids = np.fromiter((t.identity for t in tracks), np.int64, len(tracks))
+            pos = np.searchsorted(sorted_gids, ids)
+            ok = (pos < len(sorted_gids)) & (sorted_gids[np.minimum(pos, len(sorted_gids) - 1)] == ids)
+            if ok.any():
+                # only the track an identity holds in its camera (a lost track left behind does not count)
+                idents = self.identities
+                ok &= np.fromiter(((i := idents.get(t.identity)) is not None and i.active.get(t.camera) == t.local_id
+                                   for t in tracks), bool, len(tracks))
+                k = np.flatnonzero(ok)
+                if len(k):
+                    np.maximum.at(best, order[pos[k]], mat[k] @ m.T)
         app[have] = np.where(np.isfinite(best.T), 1.0 - best.T, no_evidence)
         return app
+
+    def _active_means(self, adapt: SiteAdaptation | None) -> tuple[list[_Track], np.ndarray]:
+        """Tracks with appearance and their means as one matrix (through ``adapt``, gallery side, when given),
+        computed once per tick and side: resolving and reviewing compare against them several times a tick."""
+        key = (self._tick, -1 if adapt is None else adapt.version)
+        hit = self._act_cache.get(key)
+        if hit is None:
+            if self._act_cache and next(iter(self._act_cache))[0] != self._tick:
+                self._act_cache.clear()
+            tracks = [t for t in self.tracks.values() if t.n_emb]
+            mat = np.asarray([t.mean() for t in tracks], np.float32).reshape(len(tracks), -1)
+            if adapt is not None and tracks:
+                mat = adapt.embed([t.camera for t in tracks], mat, query=False)
+            hit = self._act_cache[key] = (tracks, mat)
+        return hit
 
     def _handover_evidence(self, new: list[_Track], gids: list[int], app: np.ndarray, now: float) -> None:
         """Feed the learned topology with the confident, unambiguous hand-overs among the new tracks.
@@ -527,8 +549,14 @@ class IdentityRegistry:
             # Appearance bounds the cost from below (penalties >= 0, bonus <= geometry_weight): only the
             # candidates that could pass get the full check.
             cost = np.full(app.shape, GATED)
-            for i, j in zip(*np.nonzero(app - cfg.geometry_weight <= cfg.max_appearance_distance), strict=True):
-                cost[i, j] = self._candidate_cost(new[i], self.identities[gids[j]], now, float(app[i, j]))
+            reach = cfg.max_appearance_distance + cfg.link_margin
+            for i, j in zip(*np.nonzero(app - cfg.geometry_weight <= reach), strict=True):
+                cost[i, j] = self._candidate_cost(new[i], self.identities[gids[j]], now, float(app[i, j]), limit=False)
+            if cfg.link_margin > 0 and cost.shape[1] > 1:
+                two = np.sort(cost, axis=1)[:, :2]
+                ambiguous = two[:, 1] - two[:, 0] < cfg.link_margin
+                cost[ambiguous] = GATED
+            cost[cost > cfg.max_appearance_distance] = GATED
             keep = np.flatnonzero((cost < GATED).any(axis=0))  # only identities some new track may take
             matches, unmatched, _ = linear_assignment(cost[:, keep], self.cfg.match_threshold)
             matches = np.column_stack([matches[:, 0], keep[matches[:, 1]]]) if len(matches) else matches
