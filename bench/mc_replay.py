@@ -38,7 +38,8 @@ if str(ROOT) not in sys.path:
 import yaml  # noqa: E402
 
 from tracker.core.types import TrackOutput  # noqa: E402
-from tracker.io.sinks.mot import mot_lines  # noqa: E402
+from tracker.config import OutputConfig  # noqa: E402
+from tracker.io.sinks.mot import DelayedIdentities, mot_lines  # noqa: E402
 from tracker.io.sinks.records import snapshot  # noqa: E402
 from tracker.multicam.config import MulticamConfig  # noqa: E402
 from tracker.multicam.registry import IdentityRegistry  # noqa: E402
@@ -115,6 +116,8 @@ def replay(data: dict, mc: MulticamConfig, out_dir: Path) -> dict:
     """Feed the recorded ticks to a registry; write ``out_dir/<cam>.txt``; return timing."""
     reg = IdentityRegistry(mc) if mc.enabled else None
     lines: dict[str, list[str]] = {c: [] for c in data["cameras"]}
+    delay = OutputConfig().mot_delay  # the pipeline's MOT writer holds rows back this long (tracker.io.sinks.mot)
+    held = {c: DelayedIdentities(delay) for c in data["cameras"]}
     times = []
     for now, per_cam, emb in data["ticks"]:
         outputs = {c: o for c, (_, o) in per_cam.items()}
@@ -123,7 +126,9 @@ def replay(data: dict, mc: MulticamConfig, out_dir: Path) -> dict:
             outputs = reg.update(now, outputs, emb)
             times.append(time.perf_counter() - t)
         for cam, out in outputs.items():
-            lines[cam].append(mot_lines(per_cam[cam][0], snapshot(out, "global")))
+            lines[cam].append(held[cam].add(per_cam[cam][0], float(out.timestamp), snapshot(out, "global")))
+    for cam in data["cameras"]:
+        lines[cam].append(held[cam].flush())
     out_dir.mkdir(parents=True, exist_ok=True)
     for cam, chunks in lines.items():
         (out_dir / f"{cam}.txt").write_text("".join(chunks))

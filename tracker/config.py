@@ -95,6 +95,10 @@ class OutputConfig:
 
     dir: str = _f("runs/default", "output folder: <camera>.txt (MOTChallenge rows), events.jsonl, <camera>.mp4.")
     mot: bool = _f(True, "write per-camera MOTChallenge rows (id = the identity shown to users).")
+    mot_delay: float = _f(3.0, "seconds MOT rows wait before they are written, with the identity their track holds "
+                          "by then: the registry's corrections of the last seconds (merges, splits) reach the file. "
+                          "0: written at once, as first shown. Everything waiting is written on exit, Ctrl-C "
+                          "included.", 0.0, 3600.0)
     events: bool = _f(True, "write events.jsonl (track started/ended, identity seen in a camera).")
     video: bool = _f(False, "write an annotated video per camera (costs CPU: JPEG/MP4 encoding).")
     http: bool = _f(False, "serve the live view (MJPEG per camera) and /metrics (Prometheus).")

@@ -112,6 +112,7 @@ class _Track:
     position: np.ndarray | None = None  # (2,) foot point in the common plane
     height: float = 0.0  # box height in the common plane (position unit scale)
     foot_px: np.ndarray | None = None  # (2,) foot point in camera pixels
+    tlbr_px: np.ndarray | None = None  # (4,) last box in camera pixels
     height_px: float = 0.0
     linked: bool = False  # got an existing identity when resolved (not a newcomer)
     reviewed: bool = False  # its identity was re-checked once it had enough embeddings
@@ -156,6 +157,7 @@ class _Identity:
     last_time: float = 0.0
     last_camera: str = ""
     last_foot_px: np.ndarray | None = None
+    last_tlbr_px: np.ndarray | None = None  # its last box in last_camera's pixels
     last_height_px: float = 0.0
     last_position: np.ndarray | None = None  # foot point in the common plane, when the camera has a homography
     last_height: float = 0.0
@@ -194,6 +196,7 @@ class IdentityRegistry:
         # Corrections not yet written: {"type": "identity_merged"|"identity_split", "time": t, ...}.
         self.events: list[dict] = []
         self._last_now: float | None = None
+        self._extent: dict[str, np.ndarray] = {}  # camera -> (4,) hull of every box seen there: its view, learned
         self._tick = 0  # counts update() calls (key of per-tick caches)
         self._act_cache: dict = {}
         self._last_forget = -np.inf
@@ -247,9 +250,14 @@ class IdentityRegistry:
             pos, top = plane[:len(idx)], plane[len(idx):]
             plane_h = np.linalg.norm(pos - top, axis=1)
         det = np.asarray(out.det_index)[idx]
+        lo, hi = tlbr[:, :2].min(axis=0), tlbr[:, 2:].max(axis=0)
+        ext = self._extent.get(cam)
+        self._extent[cam] = np.concatenate([lo, hi]) if ext is None else np.concatenate(
+            [np.minimum(ext[:2], lo), np.maximum(ext[2:], hi)])
         for k, (tr, _) in enumerate(rows):
             tr.last_time, tr.seen_now = now, True
             tr.foot_px, tr.height_px = feet[k], float(heights[k])
+            tr.tlbr_px = tlbr[k]
             if h is not None:
                 tr.position, tr.height = pos[k], float(plane_h[k])
             d = int(det[k])
@@ -344,6 +352,7 @@ class IdentityRegistry:
             if tr.last_time >= ident.last_time:
                 ident.last_time, ident.last_camera = tr.last_time, tr.camera
                 ident.last_foot_px, ident.last_height_px = tr.foot_px, tr.height_px
+                ident.last_tlbr_px = tr.tlbr_px
                 ident.last_position, ident.last_height = tr.position, tr.height
         self._forget(now)
         result = {}
@@ -407,9 +416,9 @@ class IdentityRegistry:
                 return GATED
             last = ident.last_camera
             if last == tr.camera:
-                if gap > cfg.reentry_max_gap:
-                    return GATED  # came back to the same camera after a long absence: treated as someone new
-                # re-entry (a track the local tracker broke): reach checked above
+                if gap > cfg.reentry_max_gap and self._left_view(ident):
+                    return GATED  # walked out of the view and came back later: treated as someone new
+                # re-entry soon after, or a track the local tracker lost inside the view: reach checked above
             elif self.overlaps(last, tr.camera) and gap <= cfg.overlap_handover:
                 pass  # walked out of one view while entering the overlapping one
             elif (last, tr.camera) in self._links:
@@ -425,6 +434,19 @@ class IdentityRegistry:
         if limit and cost > cfg.max_appearance_distance:
             return GATED
         return cost
+
+    def _left_view(self, ident: _Identity) -> bool:
+        """Was the identity last seen at the edge of its camera's view (walked out) rather than lost inside it?
+
+        The view is learned: the hull of every box the camera has shown. At the edge means within half a box
+        width of its left or right side, or a quarter of a box height of its top or bottom.
+        """
+        b, ext = ident.last_tlbr_px, self._extent.get(ident.last_camera)
+        if b is None or ext is None:
+            return True
+        w, h = b[2] - b[0], b[3] - b[1]
+        return bool(b[0] - ext[0] < 0.5 * w or ext[2] - b[2] < 0.5 * w
+                    or b[1] - ext[1] < 0.25 * h or ext[3] - b[3] < 0.25 * h)
 
     def _reachable(self, tr: _Track, ident: _Identity, gap: float) -> bool:
         """Could the person have walked from where the identity was last seen to where ``tr`` appeared?
@@ -692,6 +714,7 @@ class IdentityRegistry:
         if drop.last_time > keep.last_time:
             keep.last_time, keep.last_camera = drop.last_time, drop.last_camera
             keep.last_foot_px, keep.last_height_px = drop.last_foot_px, drop.last_height_px
+            keep.last_tlbr_px = drop.last_tlbr_px
             keep.last_position, keep.last_height = drop.last_position, drop.last_height
         self._delete(drop.gid)
         self.events.append({"type": "identity_merged", "time": round(float(now), 6), "identity": keep.gid,

@@ -110,7 +110,7 @@ class Sinks:
         names = file_names(self.camera_ids)
         self.text_outputs: list[TextOutput] = []
         if output.mot:
-            self.text_outputs.append(MotOutput(self.out_dir, names))
+            self.text_outputs.append(MotOutput(self.out_dir, names, output.mot_delay))
         self.events_output: EventOutput | None = None
         if output.events:
             self.events_output = EventOutput(self.out_dir / "events.jsonl", self.camera_ids, show_ids == "local",
