@@ -37,8 +37,8 @@ if str(ROOT) not in sys.path:
 
 import yaml  # noqa: E402
 
-from tracker.core.types import TrackOutput  # noqa: E402
 from tracker.config import OutputConfig  # noqa: E402
+from tracker.core.types import TrackOutput  # noqa: E402
 from tracker.io.sinks.mot import DelayedIdentities, mot_lines  # noqa: E402
 from tracker.io.sinks.records import snapshot  # noqa: E402
 from tracker.multicam.config import MulticamConfig  # noqa: E402
@@ -112,11 +112,12 @@ def record(cfg_path: str, overrides: list[str]) -> dict:
     return data
 
 
-def replay(data: dict, mc: MulticamConfig, out_dir: Path) -> dict:
+def replay(data: dict, mc: MulticamConfig, out_dir: Path, delay: float | None = None) -> dict:
     """Feed the recorded ticks to a registry; write ``out_dir/<cam>.txt``; return timing."""
     reg = IdentityRegistry(mc) if mc.enabled else None
     lines: dict[str, list[str]] = {c: [] for c in data["cameras"]}
-    delay = OutputConfig().mot_delay  # the pipeline's MOT writer holds rows back this long (tracker.io.sinks.mot)
+    if delay is None:  # the pipeline's MOT writer holds rows back this long (tracker.io.sinks.mot)
+        delay = OutputConfig().mot_delay
     held = {c: DelayedIdentities(delay) for c in data["cameras"]}
     times = []
     for now, per_cam, emb in data["ticks"]:
@@ -232,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", default=None, help="subset of the variants (see variants())")
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="multicam.* override for the replayed registry, e.g. --set multicam.memory_seconds=10")
+    ap.add_argument("--mot-delay", type=float, default=None,
+                    help="output.mot_delay of the replayed MOT writer (default: the pipeline's default)")
     ap.add_argument("--keep", default=None, help="write the MOT files of each variant under this folder")
     args = ap.parse_args(argv)
     data_dir = os.environ.get("MCTRACK_DATA_DIR", str(ROOT.parent / "shared" / "data"))
@@ -246,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     todo = variants(site)
     names = args.variants or list(todo)
     print(f"# .venv/bin/python bench/mc_replay.py --config {os.path.relpath(args.config, ROOT)}"
-          f"{''.join(' --set ' + o for o in args.overrides)}   ({time.strftime('%Y-%m-%d')}, ground truth 19 ids)")
+          f"{''.join(' --set ' + o for o in args.overrides)}"
+          f"{'' if args.mot_delay is None else f' --mot-delay {args.mot_delay:g}'}"
+          f"   ({time.strftime('%Y-%m-%d')}, ground truth 19 ids)")
     for name in names:
         if name not in todo:
             print(f"variant={name} unknown")
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             oracle(data, gt_root, out)
             timing = {"median_ms": 0.0, "p95_ms": 0.0, "events": 0, "learned": ""}
         else:
-            timing = replay(data, todo[name], out)
+            timing = replay(data, todo[name], out, args.mot_delay)
         res = evaluate_multicam(gt_root, out)
         pc, cc = res["per_camera_combined"], res["cross_camera"]
         print(f"variant={name:16s} per_camera HOTA={pc['HOTA']:.2f} IDF1={pc['IDF1']:.2f}  "

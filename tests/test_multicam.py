@@ -92,7 +92,7 @@ def test_overlapping_cameras_same_place_share_identity_and_different_place_do_no
 
 
 def test_reentry_same_camera_restores_identity_and_never_twice_in_one_camera():
-    reg = IdentityRegistry(MulticamConfig(enabled=True))
+    reg = IdentityRegistry(MulticamConfig(enabled=True, reentry_max_gap=600.0))
     g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
     g2 = walk(reg, "a", 2, person=7, t0=60, t1=62)  # back a minute later
     assert g1 == g2
@@ -108,10 +108,18 @@ def test_memory_is_bounded():
     assert all(len(i.gallery) <= reg.cfg.gallery_size for i in reg.identities.values())
 
 
+def widen_view(reg, cam="a", t=-5.0):
+    """Someone else crosses the camera's corners first, so its view (learned from boxes) is wider than BOX."""
+    step(reg, t, {cam: [(900, [0, 0, 40, 100], 99)]})
+    step(reg, t + 0.2, {cam: [(900, [600, 300, 640, 400], 99)]})
+    step(reg, t + 0.4, {cam: []})
+
+
 def test_broken_local_track_is_relinked_and_never_shown_twice():
-    """The local tracker loses a person and starts a new track: the identity carries over; if the old
-    (lost) track comes back, it cannot show the same identity in the same camera."""
+    """The local tracker loses a person inside the view and starts a new track: the identity carries over; if the
+    old (lost) track comes back, it cannot show the same identity in the same camera."""
     reg = IdentityRegistry(MulticamConfig(enabled=True))
+    widen_view(reg)
     ids = set()
     for k in range(10):
         ids |= set(step(reg, k / 5, {"a": [(1, BOX, 7)]})["a"].values())
@@ -133,11 +141,11 @@ def overlap_site(**kw) -> MulticamConfig:
 
 
 def test_reentry_after_minutes_restores_identity_within_memory_only():
-    reg = IdentityRegistry(MulticamConfig(enabled=True))  # default memory: 300 s
+    reg = IdentityRegistry(MulticamConfig(enabled=True, reentry_max_gap=1e6))  # default memory: 300 s
     g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
     g2 = walk(reg, "a", 2, person=7, t0=240, t1=243)  # four minutes later
     assert g1 == g2
-    reg = IdentityRegistry(MulticamConfig(enabled=True, memory_seconds=60.0))
+    reg = IdentityRegistry(MulticamConfig(enabled=True, memory_seconds=60.0, reentry_max_gap=1e6))
     g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
     g2 = walk(reg, "a", 2, person=7, t0=240, t1=243)
     assert g1 != g2
@@ -192,7 +200,7 @@ def test_newcomer_that_clearly_matches_once_seen_longer_is_merged():
 
 
 def test_restart_from_exported_state_keeps_identities():
-    cfg = MulticamConfig(enabled=True)
+    cfg = MulticamConfig(enabled=True, reentry_max_gap=1e6)  # people come back into the same camera here
     reg = IdentityRegistry(cfg)
     g1 = walk(reg, "a", 1, person=7, t0=0, t1=3)
     walk(reg, "a", 2, person=8, t0=4, t1=6)
@@ -214,3 +222,34 @@ def test_purge_forgets_one_identity_and_its_summaries():
     assert reg.purge(g7) and not reg.purge(g7)
     assert reg.stats()["gallery_embeddings"] == before - 1
     assert walk(reg, "a", 3, person=7, t0=10, t1=12) != {g7}
+
+
+def test_walked_out_and_back_later_is_someone_new_but_lost_inside_the_view_is_relinked():
+    """Default ``reentry_max_gap`` (1 s): a track that ended at the edge of the camera's view (walked out) does not
+    give its identity to a look-alike entering that camera seconds later; one lost in the middle of the view does."""
+    reg = IdentityRegistry(MulticamConfig(enabled=True))
+    widen_view(reg)
+    g1 = set()
+    for k in range(16):  # walks left until the side of the view, then is gone
+        x = max(200 - 13 * k, 0)
+        g1 |= set(step(reg, k / 5, {"a": [(1, [x, 150, x + 40, 250], 7)]})["a"].values())
+    step(reg, 3.2, {"a": []})
+    g2 = walk(reg, "a", 2, person=7, t0=8, t1=10)  # the same looks, 5 s later
+    assert len(g1) == len(g2) == 1 and g1 != g2
+    g3 = set()
+    for k in range(10):  # someone stands in the middle of the view, the tracker loses them
+        g3 |= set(step(reg, 20 + k / 5, {"a": [(3, [300, 150, 340, 250], 8)]})["a"].values())
+    step(reg, 22.0, {"a": []})
+    g4 = walk(reg, "a", 4, person=8, t0=26, t1=28)  # picked up again nearby 4 s later
+    assert len(g3) == 1 and g3 == g4
+
+
+def test_reentry_within_reentry_max_gap_keeps_the_identity_even_at_the_edge():
+    reg = IdentityRegistry(MulticamConfig(enabled=True, reentry_max_gap=5.0))
+    widen_view(reg)
+    g1 = set()
+    for k in range(10):  # stands at the left side of the view, then is gone
+        g1 |= set(step(reg, 10 + k / 5, {"a": [(5, [0, 150, 40, 250], 7)]})["a"].values())
+    step(reg, 12.0, {"a": []})
+    g2 = walk(reg, "a", 6, person=7, t0=14, t1=16)  # back 2 s later, within 5 s
+    assert g1 == g2

@@ -312,11 +312,13 @@ def frames_dir(tmp_path: Path, n: int) -> Path:
     return d
 
 
-def run_config(tmp_path: Path, out: Path, n: int = 30, pace: bool = False, **multicam) -> RunConfig:
+def run_config(tmp_path: Path, out: Path, n: int = 30, pace: bool = False, mot_delay: float = 3.0,
+               **multicam) -> RunConfig:
     return from_dict(RunConfig, {
         "cameras": [{"id": "a", "source": str(frames_dir(tmp_path, n)), "fps": 10, "pace": pace}],
         "reid": {"enabled": False}, "pipeline": {"status_interval": 0},
-        "multicam": {"enabled": True, "store": "registry.db", **multicam}, "output": {"dir": str(out)}})
+        "multicam": {"enabled": True, "store": "registry.db", **multicam},
+        "output": {"dir": str(out), "mot_delay": mot_delay}})
 
 
 def run_people(cfg: RunConfig, people, **kw) -> tuple[dict, Pipeline]:
@@ -388,7 +390,8 @@ def test_periodic_saves_and_a_purge_while_running(tmp_path):
     """A paced run saves every 0.2 s; purging the person's id mid-run makes the pipeline forget it."""
     out = tmp_path / "out"
     people = [("A", 20)]
-    cfg = run_config(tmp_path, out, n=60, pace=True, save_interval=0.2)
+    # rows written at once: with a delay, the rows shown before the purge would take the new id too
+    cfg = run_config(tmp_path, out, n=60, pace=True, mot_delay=0.0, save_interval=0.2)
     pipe = Pipeline(cfg, detector=People(people), encoder=Looks(people))
     result: dict = {}
     t = threading.Thread(target=lambda: result.update(pipe.run(progress=False)), daemon=True)

@@ -77,7 +77,7 @@ def run_ticks(sinks: Sinks, ticks=TICKS) -> None:
 
 
 def test_mot_files_exact_content(tmp_path):
-    s = Sinks(OutputConfig(dir=str(tmp_path / "out")), ["a", "cam/b"])
+    s = Sinks(OutputConfig(dir=str(tmp_path / "out"), mot_delay=0.0), ["a", "cam/b"])
     run_ticks(s)
     assert lines(tmp_path / "out" / "a.txt") == [
         "2,1,11.00,20.00,20.00,40.00,0.910,-1,-1,-1",
@@ -221,7 +221,7 @@ def _wait_for(cond, timeout: float = 5.0) -> None:
 @pytest.mark.parametrize("video", [False, True])
 def test_output_folder_removed_surfaces_on_submit(tmp_path, video):
     out = tmp_path / "out"
-    s = Sinks(OutputConfig(dir=str(out), video=video), ["a"])
+    s = Sinks(OutputConfig(dir=str(out), video=video, mot_delay=0.0), ["a"])
     s.start()
     s.submit([result("a", 1, 0.0, [(1, 1, 0, 0, 5, 5, 0.5, 0, 1)])], [])
     _wait_for(lambda: (out / "a.txt").stat().st_size > 0 and (not video or (out / "a.mp4").exists()))
@@ -260,3 +260,41 @@ def test_unwritable_output_folder_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="cannot be written"):
         Sinks(OutputConfig(dir=str(tmp_path / "file" / "out")), ["a"]).start()
+
+
+def test_mot_rows_wait_and_take_the_identity_their_track_holds_then(tmp_path):
+    """With a delay, a row is written with the identity its track holds ``mot_delay`` seconds later (here: track 1
+    shown by its local id at frame 2, resolved to 7 at frame 3); what is still waiting is written on close."""
+    s = Sinks(OutputConfig(dir=str(tmp_path / "out"), mot_delay=0.15), ["a", "cam/b"])
+    run_ticks(s)
+    assert lines(tmp_path / "out" / "a.txt") == [
+        "2,7,11.00,20.00,20.00,40.00,0.910,-1,-1,-1",
+        "3,7,12.00,20.00,20.00,40.00,0.920,-1,-1,-1",
+        "3,8,50.00,10.00,20.00,40.00,0.700,-1,-1,-1",
+        "4,8,51.00,10.00,20.00,40.00,0.750,-1,-1,-1",
+        "5,8,52.00,10.00,20.00,40.00,0.760,-1,-1,-1",
+    ]
+    assert len(lines(tmp_path / "out" / "cam_b.txt")) == 3
+
+
+def test_delayed_identities_follow_merges_and_never_duplicate_an_id_in_a_frame():
+    from tracker.io.sinks.mot import DelayedIdentities
+    from tracker.io.sinks.records import Rows
+
+    def rows(tids, gids):
+        n = len(tids)
+        return Rows(np.array(tids), np.array(gids), np.array(gids), np.tile(np.float32([0, 0, 10, 20]), (n, 1)),
+                    np.full(n, 0.9, np.float32), np.arange(n), np.ones(n, bool))
+
+    d = DelayedIdentities(1.0)
+    assert d.add(1, 0.0, rows([1, 2], [10, 11])) == ""  # held back
+    assert d.add(2, 0.5, rows([1, 2], [10, 11])) == ""
+    out = d.add(3, 1.2, rows([1, 2], [10, 10]))  # merged: both tracks hold 10 now (two cameras in real life)
+    # frame 1 is due: its two rows would both read 10, so they keep what they showed
+    assert [ln.split(",")[:2] for ln in out.splitlines()] == [["1", "10"], ["1", "11"]]
+    d = DelayedIdentities(1.0)
+    d.add(1, 0.0, rows([1], [11]))
+    out = d.add(2, 1.5, rows([1], [10]))  # track 1 was merged into identity 10 before its row was due
+    assert out.splitlines()[0].split(",")[:2] == ["1", "10"]
+    assert d.flush().splitlines()[0].split(",")[:2] == ["2", "10"]
+    assert d.flush() == "" and not d.latest

@@ -388,9 +388,8 @@ class IdentityRegistry:
             for _, g in idle[:len(self.identities) - cfg.max_identities]:
                 self._delete(g)
 
-    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float, app: float, limit: bool = True) -> float:
-        """Cost of giving ``ident`` to the new track ``tr``; GATED when not allowed (with ``limit``, also when
-        the cost is over ``max_appearance_distance``)."""
+    def _candidate_cost(self, tr: _Track, ident: _Identity, now: float, app: float) -> float:
+        """Cost of giving ``ident`` to the new track ``tr``; GATED when not allowed."""
         cfg = self.cfg
         if tr.camera in ident.active and ident.active[tr.camera] != tr.local_id:
             holder = self.tracks.get((tr.camera, ident.active[tr.camera]))
@@ -431,7 +430,7 @@ class IdentityRegistry:
         # bar rises with every doubling of the gap beyond ``gap_scale`` seconds.
         penalty = cfg.gap_penalty * np.log2(1.0 + gap / cfg.gap_scale) if not present else 0.0
         cost = app + penalty - geometry_bonus
-        if limit and cost > cfg.max_appearance_distance:
+        if cost > cfg.max_appearance_distance:
             return GATED
         return cost
 
@@ -518,7 +517,7 @@ class IdentityRegistry:
             if self._act_cache and next(iter(self._act_cache))[0] != self._tick:
                 self._act_cache.clear()
             tracks = [t for t in self.tracks.values() if t.n_emb]
-            mat = np.asarray([t.mean() for t in tracks], np.float32).reshape(len(tracks), -1)
+            mat = np.asarray([t.mean() for t in tracks], np.float32) if tracks else np.zeros((0, 0), np.float32)
             if adapt is not None and tracks:
                 mat = adapt.embed([t.camera for t in tracks], mat, query=False)
             hit = self._act_cache[key] = (tracks, mat)
@@ -571,14 +570,8 @@ class IdentityRegistry:
             # Appearance bounds the cost from below (penalties >= 0, bonus <= geometry_weight): only the
             # candidates that could pass get the full check.
             cost = np.full(app.shape, GATED)
-            reach = cfg.max_appearance_distance + cfg.link_margin
-            for i, j in zip(*np.nonzero(app - cfg.geometry_weight <= reach), strict=True):
-                cost[i, j] = self._candidate_cost(new[i], self.identities[gids[j]], now, float(app[i, j]), limit=False)
-            if cfg.link_margin > 0 and cost.shape[1] > 1:
-                two = np.sort(cost, axis=1)[:, :2]
-                ambiguous = two[:, 1] - two[:, 0] < cfg.link_margin
-                cost[ambiguous] = GATED
-            cost[cost > cfg.max_appearance_distance] = GATED
+            for i, j in zip(*np.nonzero(app - cfg.geometry_weight <= cfg.max_appearance_distance), strict=True):
+                cost[i, j] = self._candidate_cost(new[i], self.identities[gids[j]], now, float(app[i, j]))
             keep = np.flatnonzero((cost < GATED).any(axis=0))  # only identities some new track may take
             matches, unmatched, _ = linear_assignment(cost[:, keep], self.cfg.match_threshold)
             matches = np.column_stack([matches[:, 0], keep[matches[:, 1]]]) if len(matches) else matches
