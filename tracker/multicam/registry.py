@@ -198,7 +198,9 @@ class IdentityRegistry:
         self._last_now: float | None = None
         self._extent: dict[str, np.ndarray] = {}  # camera -> (4,) hull of every box seen there: its view, learned
         self._tick = 0  # counts update() calls (key of per-tick caches)
-        self._act_cache: dict = {}
+        self._act_tick = -1  # the tick _act_raw was built in (see _active_means)
+        self._act_raw: tuple = ([], np.zeros((0, 0), np.float32))
+        self._act_adapted: dict = {}
         self._last_forget = -np.inf
         self._last_refresh = -np.inf
 
@@ -346,7 +348,7 @@ class IdentityRegistry:
             self._apply_topology()
         if new:
             self._resolve(new, now)
-        self._correct(now, dt)
+        self._correct(now, dt, busy=bool(new))
         for tr in self.tracks.values():  # refresh identity appearance and whereabouts
             ident = self.identities[tr.identity]
             if tr.last_time >= ident.last_time:
@@ -468,60 +470,76 @@ class IdentityRegistry:
         identity (its gallery and its active tracks' means), in a few products; ``max_appearance_distance``
         (no evidence either way) where either side has none. Through the site adaptation (its calibrated
         distance) unless ``raw``."""
+        return self._app_matrices(new, gids, (None if raw else self.adapt,))[0]
+
+    def _app_matrices(self, new: list[_Track], gids: list[int], sides: tuple) -> list[np.ndarray]:
+        """``_app_matrix`` for each entry of ``sides`` (a ``SiteAdaptation``, or None for raw features) at the
+        cost of one: which summary belongs to which identity is worked out once."""
         no_evidence = self.cfg.max_appearance_distance
-        adapt = None if raw else self.adapt
         means = [t.mean() for t in new]
         have = [i for i, m in enumerate(means) if m is not None]
-        app = np.full((len(new), len(gids)), no_evidence)
+        out = [np.full((len(new), len(gids)), no_evidence) for _ in sides]
         if not have:
-            return app
-        m = np.asarray([means[i] for i in have], np.float32)  # (n, D)
-        if adapt is not None:  # one call for all rows: (n, D + 2)
-            m = adapt.embed([new[i].camera for i in have], m, query=True)
+            return out
+        m0 = np.asarray([means[i] for i in have], np.float32)  # (n, D)
         order = np.argsort(np.asarray(gids, np.int64))
         sorted_gids = np.asarray(gids, np.int64)[order]
-        best = np.full((len(gids), len(have)), -np.inf, np.float32)
-        st = self._store
-        width = st.rows.shape[1] + (2 if adapt is not None else 0)
-        if st.used and width == m.shape[1]:
-            owner = st.owner[:st.used]
-            live = np.flatnonzero(owner >= 0)
-            if len(live):
-                pos = np.searchsorted(sorted_gids, owner[live])
-                ok = (pos < len(sorted_gids)) & (sorted_gids[np.minimum(pos, len(sorted_gids) - 1)] == owner[live])
-                cols = order[pos[ok]]
-                rows = st.adapted_rows(adapt) if adapt is not None else st.rows
-                np.maximum.at(best, cols, rows[live[ok]] @ m.T)
-        tracks, mat = self._active_means(adapt)
-        if tracks:
-            ids = np.fromiter((t.identity for t in tracks), np.int64, len(tracks))
+        last = len(sorted_gids) - 1
+
+        def columns(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Rows whose identity is among ``gids``, and its column."""
             pos = np.searchsorted(sorted_gids, ids)
-            ok = (pos < len(sorted_gids)) & (sorted_gids[np.minimum(pos, len(sorted_gids) - 1)] == ids)
-            if ok.any():
+            ok = (pos < len(sorted_gids)) & (sorted_gids[np.minimum(pos, last)] == ids)
+            return np.flatnonzero(ok), order[pos[ok]]
+
+        st = self._store
+        gallery = None
+        if st.used:
+            live = np.flatnonzero(st.owner[:st.used] >= 0)
+            k, cols = columns(st.owner[live])
+            gallery = (live[k], cols) if len(k) else None
+        tracks, _ = self._active_means(None)
+        active = None
+        if tracks:
+            k, cols = columns(np.fromiter((t.identity for t in tracks), np.int64, len(tracks)))
+            if len(k):
                 # only the track an identity holds in its camera (a lost track left behind does not count)
                 idents = self.identities
-                ok &= np.fromiter(((i := idents.get(t.identity)) is not None and i.active.get(t.camera) == t.local_id
-                                   for t in tracks), bool, len(tracks))
-                k = np.flatnonzero(ok)
-                if len(k):
-                    np.maximum.at(best, order[pos[k]], mat[k] @ m.T)
-        app[have] = np.where(np.isfinite(best.T), 1.0 - best.T, no_evidence)
-        return app
+                held = np.fromiter(((i := idents.get(tracks[r].identity)) is not None
+                                    and i.active.get(tracks[r].camera) == tracks[r].local_id for r in k.tolist()),
+                                   bool, len(k))
+                active = (k[held], cols[held]) if held.any() else None
+        for s, adapt in enumerate(sides):
+            m = m0 if adapt is None else adapt.embed([new[i].camera for i in have], m0, query=True)  # (n, D [+ 2])
+            best = np.full((len(gids), len(have)), -np.inf, np.float32)
+            if gallery is not None and st.rows.shape[1] + (2 if adapt is not None else 0) == m.shape[1]:
+                rows = st.adapted_rows(adapt) if adapt is not None else st.rows
+                np.maximum.at(best, gallery[1], rows[gallery[0]] @ m.T)
+            if active is not None:
+                mat = self._active_means(adapt)[1]
+                np.maximum.at(best, active[1], mat[active[0]] @ m.T)
+            out[s][have] = np.where(np.isfinite(best.T), 1.0 - best.T, no_evidence)
+        return out
 
     def _active_means(self, adapt: SiteAdaptation | None) -> tuple[list[_Track], np.ndarray]:
-        """Tracks with appearance and their means as one matrix (through ``adapt``, gallery side, when given),
-        computed once per tick and side: resolving and reviewing compare against them several times a tick."""
-        key = (self._tick, -1 if adapt is None else adapt.version)
-        hit = self._act_cache.get(key)
-        if hit is None:
-            if self._act_cache and next(iter(self._act_cache))[0] != self._tick:
-                self._act_cache.clear()
+        """Tracks with appearance and their unit-norm means as one matrix (through ``adapt``, gallery side, when
+        given). Built once per tick in one vectorised step (resolving, the topology evidence and reviewing compare
+        against it several times a tick); the adapted matrix is derived from the raw one."""
+        if self._act_tick != self._tick:
             tracks = [t for t in self.tracks.values() if t.n_emb]
-            mat = np.asarray([t.mean() for t in tracks], np.float32) if tracks else np.zeros((0, 0), np.float32)
-            if adapt is not None and tracks:
-                mat = adapt.embed([t.camera for t in tracks], mat, query=False)
-            hit = self._act_cache[key] = (tracks, mat)
-        return hit
+            if tracks:
+                sums = np.stack([t.emb_sum for t in tracks])
+                raw = (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+            else:
+                raw = np.zeros((0, 0), np.float32)
+            self._act_tick, self._act_raw, self._act_adapted = self._tick, (tracks, raw), {}
+        tracks, raw = self._act_raw
+        if adapt is None or not tracks:
+            return tracks, raw
+        hit = self._act_adapted.get(adapt.version)
+        if hit is None:
+            hit = self._act_adapted[adapt.version] = adapt.embed([t.camera for t in tracks], raw, query=False)
+        return tracks, hit
 
     def _handover_evidence(self, new: list[_Track], gids: list[int], app: np.ndarray, now: float) -> None:
         """Feed the learned topology with the confident, unambiguous hand-overs among the new tracks.
@@ -561,12 +579,14 @@ class IdentityRegistry:
         gids = list(self.identities)
         if gids:
             cfg = self.cfg
-            app = self._app_matrix(new, gids)
+            if self.topology is not None and self.adapt is not None:
+                app, raw = self._app_matrices(new, gids, (self.adapt, None))
+            else:
+                app = raw = self._app_matrix(new, gids)
             if self.topology is not None:
                 # Judged on raw features: the learned topology came out cleaner on PETS09-MC than with adapted
                 # ones (no look-alike cam1-cam3 link, tighter travel windows; bench/mc_replay.py).
-                self._handover_evidence(new, gids, app if self.adapt is None else self._app_matrix(new, gids, raw=True),
-                                        now)
+                self._handover_evidence(new, gids, raw, now)
             # Appearance bounds the cost from below (penalties >= 0, bonus <= geometry_weight): only the
             # candidates that could pass get the full check.
             cost = np.full(app.shape, GATED)
@@ -597,7 +617,7 @@ class IdentityRegistry:
             ident.last_camera = new[r].camera
 
     # ------------------------------------------------------------------ corrections
-    def _correct(self, now: float, dt: float) -> None:
+    def _correct(self, now: float, dt: float, busy: bool = False) -> None:
         """Merge identities that later evidence shows are one person, split those that hold two.
 
         - Overlapping views: two tracks with different identities standing at the same place in
@@ -607,14 +627,21 @@ class IdentityRegistry:
           now clearly matches an identity that may have become it (all of ``_candidate_cost``'s
           gates) is merged into it; a linked track whose summary is far from everything else its
           identity holds is split off.
-        Each change is one event in ``events``; ids already written stay as they were.
+        Each change is one event in ``events``. Reviews are spread over ticks to bound the work of one: at most
+        one newcomer (the costly kind: compared with every identity) per tick, and none in a tick that resolved
+        new tracks (``busy``); the others wait for the next ticks.
         """
         cfg = self.cfg
         if self._overlap and self._h:
             self._correct_overlaps(now, dt)
+        budget = 0 if busy else 1  # newcomer reviews left this tick
         for tr in list(self.tracks.values()):
             if tr.reviewed or tr.n_emb < cfg.review_embeddings:
                 continue
+            if not tr.linked:
+                if budget <= 0:
+                    continue
+                budget -= 1
             tr.reviewed = True
             ident = self.identities.get(tr.identity)
             if ident is None:
