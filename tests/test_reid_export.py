@@ -205,3 +205,42 @@ def test_io_binding_call_sequence_on_cpu(reid_model):
     x = np.random.default_rng(0).standard_normal((3, 3, 256, 128)).astype(np.float32)
     ref = enc.session.run(None, {enc.input_name: x})[0]
     assert np.allclose(enc._run_bound(x, "cpu"), ref, atol=1e-5)
+
+
+@needs_export
+@pytest.mark.parametrize(("arch", "dim"), [("resnet50", 2048), ("osnet_ain_x0_25", 512)])
+def test_other_torchreid_architectures_plug_in_with_no_code_change(arch, dim, tmp_path, data_dir):
+    """Any torchreid model exported with export-reid is a drop-in ReID model: here two other architectures (one
+    with 2048-d features), with freshly initialised weights (no other pretrained weights can be fetched here),
+    run two PETS09-MC cameras through ``MultiCameraTracker`` with the identity registry, as ``reid.model`` would."""
+    import cv2
+    import torch
+
+    from tracker import MulticamConfig, MultiCameraTracker
+
+    torch.manual_seed(0)
+    weights = tmp_path / f"{arch}.pth"
+    torch.save(reid_export.build_torchreid_model(arch, 10).state_dict(), weights)
+    onnx_path = tmp_path / f"{arch}.onnx"
+    assert reid_export.export_reid(arch, weights, onnx_path) >= reid_export.MIN_COSINE
+    enc = ReIDEncoder(str(onnx_path), providers=["cpu"])
+    mc = data_dir / "PETS09-MC"
+    cams = ["cam1", "cam2"]
+    dets = {c: np.loadtxt(mc / c / "det" / "det.txt", delimiter=",", ndmin=2) for c in cams}
+    caps = {c: cv2.VideoCapture(str(mc / c / f"{c}.mp4")) for c in cams}
+    tracker = MultiCameraTracker(cams, multicam=MulticamConfig(enabled=True, overlaps=(("cam1", "cam2"),)),
+                                 encoder=enc, fps=7)
+    seen = set()
+    for f in range(1, 16):
+        frames = {c: caps[c].read()[1] for c in cams}
+        rows = {c: dets[c][dets[c][:, 0] == f] for c in cams}
+        boxes = {c: np.column_stack([r[:, 2], r[:, 3], r[:, 2] + r[:, 4], r[:, 3] + r[:, 5], r[:, 6]])
+                 for c, r in rows.items()}
+        out = tracker.update(boxes, frames=frames)
+        for t in out.values():
+            seen |= set(t.global_ids[t.global_ids >= 0].tolist())
+    for cap in caps.values():
+        cap.release()
+    assert seen, "no global identity was given"
+    sums = [t.emb_sum for t in tracker.registry.tracks.values() if t.emb_sum is not None]
+    assert sums and all(v.shape == (dim,) for v in sums)  # the registry holds the new model's features
