@@ -398,9 +398,12 @@ def _crop_key(spec: ImageSpec, tlbr: np.ndarray) -> tuple:
     return (spec, tuple(round(float(v), 2) for v in tlbr))
 
 
-def score_models(pairs: Sequence[Pair], models: Sequence[str], args: argparse.Namespace
-                 ) -> tuple[list[TableRow], dict]:
+def score_models(pairs: Sequence[Pair], models: Sequence[str], args: argparse.Namespace,
+                 transforms: dict | None = None) -> tuple[list[TableRow], dict]:
     """Embed every distinct crop once per model (one batched call) and score the pairs.
+
+    ``transforms`` (suffix -> function of the (N, D) unit-norm crop features, e.g. a site adaptation) adds one
+    row per model and suffix, scored on the transformed features.
 
     Returns:
         (one row per model, info) with info keys ``crops`` (distinct crops), ``queries`` (rank-1 queries),
@@ -436,13 +439,15 @@ def score_models(pairs: Sequence[Pair], models: Sequence[str], args: argparse.Na
     queries = 0
     for model, path in zip(models, paths, strict=True):
         encoder = _open_encoder(path, args)
-        emb = embed_crops(encoder, images, crop_list)
-        cos = [pair_scores(emb[a], emb[b])[0] for a, b in pair_idx]
-        same = [c for c, k in zip(cos, kind, strict=True) if k is True]
-        diff = [c for c, k in zip(cos, kind, strict=True) if k is False]
-        r1, queries = rank1(emb, crop_ids)
-        rows.append(TableRow(_model_label(model), cos, float(np.mean(same)) if same else None,
-                             float(np.mean(diff)) if diff else None, r1))
+        raw = embed_crops(encoder, images, crop_list)
+        for suffix, fn in [("", None), *(transforms or {}).items()]:
+            emb = raw if fn is None else np.asarray(fn(raw), np.float32)
+            cos = [pair_scores(emb[a], emb[b])[0] for a, b in pair_idx]
+            same = [c for c, k in zip(cos, kind, strict=True) if k is True]
+            diff = [c for c, k in zip(cos, kind, strict=True) if k is False]
+            r1, queries = rank1(emb, crop_ids)
+            rows.append(TableRow(_model_label(model) + suffix, cos, float(np.mean(same)) if same else None,
+                                 float(np.mean(diff)) if diff else None, r1))
     info = {"crops": len(crop_list), "queries": queries, "same": kind.count(True), "diff": kind.count(False),
             "ids": len({i for i in crop_ids if i is not None})}
     return rows, info
