@@ -69,6 +69,7 @@ class SiteAdaptation:
         self._centres: dict[str, np.ndarray] = {}
         self._radius: dict[str, float] = {}
         self._pending = False
+        self._since = 0.0  # tracks observed since the last refresh
 
     @property
     def dim(self) -> int | None:
@@ -97,16 +98,21 @@ class SiteAdaptation:
         self._sum[camera] = s + v
         self._n[camera] = n + 1.0
         self._pending = True
+        self._since += 1.0
 
-    def refresh(self) -> bool:
+    def refresh(self, min_fraction: float = 0.0) -> bool:
         """Make the tracks observed since the last refresh count in the transform; True when it changed.
 
         Between refreshes the transform stays fixed, so vectors transformed earlier stay comparable
         (the registry refreshes at most once a second and re-transforms its cached gallery then).
+        With ``min_fraction``, nothing changes until the new tracks are at least that fraction of all the
+        tracks the centres hold (at least one): a centre that moved by a hair is not worth re-transforming
+        every gallery summary for.
         """
-        if not self._pending:
+        if not self._pending or self._since < max(1.0, min_fraction * sum(self._n.values())):
             return False
         self._pending = False
+        self._since = 0.0
         self._centres = self._compute()
         self.version += 1
         return True
@@ -151,10 +157,26 @@ class SiteAdaptation:
             x: (N, D) unit-norm embeddings or track means.
             query: which side of the product the rows are on (one side carries ``-r``).
         """
-        t = self.transform_rows(cameras, x)
-        r = np.asarray([self.radius(c) for c in cameras], np.float32).reshape(-1, 1)
-        ones = np.ones_like(r)
-        return np.hstack([r * t, -r if query else r, ones]).astype(np.float32)
+        x = np.asarray(x, np.float32)
+        out = np.empty((len(x), x.shape[1] + 2), np.float32)
+        codes, uniq = self._codes(cameras)
+        t = x - self._centre_matrix(uniq, x.shape[1])[codes] if self._centres else x
+        r = np.asarray([self.radius(c) for c in uniq], np.float32)[codes][:, None]
+        out[:, :-2] = t * (r / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12))
+        out[:, -2:-1] = -r if query else r
+        out[:, -1] = 1.0
+        return out
+
+    @staticmethod
+    def _codes(cameras: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Each row's index into the list of distinct cameras, and that list."""
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(c, len(index)) for c in cameras), np.int64, len(cameras))
+        return codes, list(index)
+
+    def _centre_matrix(self, cameras: list[str], dim: int) -> np.ndarray:
+        zero = np.zeros(dim, np.float32)
+        return np.stack([c if (c := self.centre(cam)) is not None else zero for cam in cameras])
 
     def transform(self, camera: str, x: np.ndarray) -> np.ndarray:
         """Adapted unit-norm features of ``camera``.
@@ -176,11 +198,8 @@ class SiteAdaptation:
         x = np.asarray(x, np.float32)
         if not len(x) or not self._centres:
             return x.copy()
-        cs = {c: self.centre(c) for c in set(cameras)}
-        dim = x.shape[1]
-        zero = np.zeros(dim, np.float32)
-        centres = np.stack([cs[c] if cs[c] is not None else zero for c in cameras])
-        return _unit(x - centres).astype(np.float32)
+        codes, uniq = self._codes(cameras)
+        return _unit(x - self._centre_matrix(uniq, x.shape[1])[codes]).astype(np.float32)
 
     # ------------------------------------------------------------------ persistence
     def export_state(self) -> dict:
@@ -200,5 +219,5 @@ class SiteAdaptation:
         if len({len(s) for s in sums.values()}) > 1:
             raise ValueError("adaptation statistics of different embedding sizes")
         self._sum, self._n = sums, ns
-        self._pending = True
+        self._pending, self._since = True, 1.0
         self.refresh()

@@ -40,6 +40,8 @@ from tracker.multicam.adaptation import SiteAdaptation
 from tracker.multicam.config import LinkConfig, MulticamConfig
 from tracker.multicam.topology import LearnedTopology
 
+ADAPT_REFRESH_FRACTION = 0.05  # see SiteAdaptation.refresh
+
 
 def _apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Map (N, 2) pixel points through a 3x3 homography; returns (N, 2)."""
@@ -342,8 +344,10 @@ class IdentityRegistry:
             self._end(self.tracks.pop(key))
         for key in [k for k in self._pending if k[0] in outputs and k not in seen]:
             del self._pending[key]
-        if self.adapt is not None and now - self._last_refresh >= 1.0 and self.adapt.refresh():
-            self._last_refresh = now  # at most once a second: the cached gallery is re-transformed then
+        if self.adapt is not None and now - self._last_refresh >= 1.0 and self.adapt.refresh(ADAPT_REFRESH_FRACTION):
+            # at most once a second, and once the centres would move by a few percent: the cached gallery is
+            # re-transformed then (all of it, so this bounds the slowest ticks)
+            self._last_refresh = now
         if self.topology is not None and self.topology.version != self._topology_version:
             self._apply_topology()
         if new:
