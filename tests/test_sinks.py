@@ -298,3 +298,6 @@ def test_delayed_identities_follow_merges_and_never_duplicate_an_id_in_a_frame()
     assert out.splitlines()[0].split(",")[:2] == ["1", "10"]
     assert d.flush().splitlines()[0].split(",")[:2] == ["2", "10"]
     assert d.flush() == "" and not d.latest
+    d.add(1, 50.0, rows([3], [12]))
+    assert d.add(2, 0.5, rows([3], [12])).splitlines()[0].split(",")[:2] == ["1", "12"]  # the clock went back
+    assert len(d.pending) == 1

@@ -42,12 +42,14 @@ class DelayedIdentities:
         self.latest: dict[int, tuple[int, float]] = {}  # local track id -> (identity shown, last time seen)
 
     def add(self, frame_index: int, timestamp: float, rows: Rows) -> str:
-        for tid, ident in zip(rows.track_ids.tolist(), rows.identity.tolist(), strict=True):
-            self.latest[tid] = (ident, timestamp)
         if self.delay <= 0:
             return mot_lines(frame_index, rows)
+        # a clock that went back (a source that restarted its timestamps): what waits is written now
+        first = self.flush() if self.pending and timestamp < self.pending[-1][0] else ""
+        for tid, ident in zip(rows.track_ids.tolist(), rows.identity.tolist(), strict=True):
+            self.latest[tid] = (ident, timestamp)
         self.pending.append((timestamp, frame_index, rows))
-        return self._due(timestamp - self.delay)
+        return first + self._due(timestamp - self.delay)
 
     def flush(self) -> str:
         return self._due(np.inf)
