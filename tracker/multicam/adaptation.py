@@ -162,7 +162,7 @@ class SiteAdaptation:
         codes, uniq = self._codes(cameras)
         t = x - self._centre_matrix(uniq, x.shape[1])[codes] if self._centres else x
         r = np.asarray([self.radius(c) for c in uniq], np.float32)[codes][:, None]
-        out[:, :-2] = t * (r / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12))
+        out[:, :-2] = _unit(t) * r
         out[:, -2:-1] = -r if query else r
         out[:, -1] = 1.0
         return out

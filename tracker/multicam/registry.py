@@ -43,6 +43,11 @@ from tracker.multicam.topology import LearnedTopology
 ADAPT_REFRESH_FRACTION = 0.05  # see SiteAdaptation.refresh
 
 
+def _foot(tlbr: np.ndarray) -> tuple[np.ndarray, float]:
+    """Foot point (bottom centre, (2,)) and height of a left, top, right, bottom box."""
+    return np.array([(tlbr[0] + tlbr[2]) / 2, tlbr[3]]), float(tlbr[3] - tlbr[1])
+
+
 def _apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Map (N, 2) pixel points through a 3x3 homography; returns (N, 2)."""
     p = np.column_stack([pts, np.ones(len(pts))]) @ h.T
@@ -113,9 +118,7 @@ class _Track:
     n_emb: int = 0
     position: np.ndarray | None = None  # (2,) foot point in the common plane
     height: float = 0.0  # box height in the common plane (position unit scale)
-    foot_px: np.ndarray | None = None  # (2,) foot point in camera pixels
-    tlbr_px: np.ndarray | None = None  # (4,) last box in camera pixels
-    height_px: float = 0.0
+    tlbr_px: np.ndarray | None = None  # (4,) last box in camera pixels (foot point and height: _foot)
     linked: bool = False  # got an existing identity when resolved (not a newcomer)
     reviewed: bool = False  # its identity was re-checked once it had enough embeddings
     together: dict = field(default_factory=dict)  # other track key -> seconds seen at the same place
@@ -158,9 +161,7 @@ class _Identity:
     rows: list = field(default_factory=list)  # their rows in the registry's _GalleryStore
     last_time: float = 0.0
     last_camera: str = ""
-    last_foot_px: np.ndarray | None = None
     last_tlbr_px: np.ndarray | None = None  # its last box in last_camera's pixels
-    last_height_px: float = 0.0
     last_position: np.ndarray | None = None  # foot point in the common plane, when the camera has a homography
     last_height: float = 0.0
     active: dict = field(default_factory=dict)  # camera -> local track id
@@ -245,12 +246,10 @@ class IdentityRegistry:
         """Update the matched tracks ``rows`` ((track, row index)) of one camera, vectorised over rows."""
         idx = np.fromiter((i for _, i in rows), np.int64, len(rows))
         tlbr = np.asarray(out.tlbr, np.float64)[idx]
-        cx = (tlbr[:, 0] + tlbr[:, 2]) / 2
-        feet = np.column_stack([cx, tlbr[:, 3]])
-        heights = tlbr[:, 3] - tlbr[:, 1]
         h = self._h.get(cam)
-        if h is not None:
-            plane = _apply_h(h, np.concatenate([feet, np.column_stack([cx, tlbr[:, 1]])]))
+        if h is not None:  # foot and head points into the common plane
+            cx = (tlbr[:, 0] + tlbr[:, 2]) / 2
+            plane = _apply_h(h, np.concatenate([np.column_stack([cx, tlbr[:, 3]]), np.column_stack([cx, tlbr[:, 1]])]))
             pos, top = plane[:len(idx)], plane[len(idx):]
             plane_h = np.linalg.norm(pos - top, axis=1)
         det = np.asarray(out.det_index)[idx]
@@ -260,7 +259,6 @@ class IdentityRegistry:
             [np.minimum(ext[:2], lo), np.maximum(ext[2:], hi)])
         for k, (tr, _) in enumerate(rows):
             tr.last_time, tr.seen_now = now, True
-            tr.foot_px, tr.height_px = feet[k], float(heights[k])
             tr.tlbr_px = tlbr[k]
             if h is not None:
                 tr.position, tr.height = pos[k], float(plane_h[k])
@@ -357,7 +355,6 @@ class IdentityRegistry:
             ident = self.identities[tr.identity]
             if tr.last_time >= ident.last_time:
                 ident.last_time, ident.last_camera = tr.last_time, tr.camera
-                ident.last_foot_px, ident.last_height_px = tr.foot_px, tr.height_px
                 ident.last_tlbr_px = tr.tlbr_px
                 ident.last_position, ident.last_height = tr.position, tr.height
         self._forget(now)
@@ -464,9 +461,9 @@ class IdentityRegistry:
         if ident.last_position is not None and tr.position is not None:
             h = max(ident.last_height, tr.height, 1e-6)
             return float(np.linalg.norm(tr.position - ident.last_position)) / h <= reach
-        if ident.last_camera == tr.camera and ident.last_foot_px is not None and tr.foot_px is not None:
-            h = max(ident.last_height_px, tr.height_px, 1.0)
-            return float(np.linalg.norm(tr.foot_px - ident.last_foot_px)) / h <= reach
+        if ident.last_camera == tr.camera and ident.last_tlbr_px is not None and tr.tlbr_px is not None:
+            (fa, ha), (fb, hb) = _foot(tr.tlbr_px), _foot(ident.last_tlbr_px)
+            return float(np.linalg.norm(fa - fb)) / max(ha, hb, 1.0) <= reach
         return True
 
     def _app_matrix(self, new: list[_Track], gids: list[int], raw: bool = False) -> np.ndarray:
@@ -737,7 +734,6 @@ class IdentityRegistry:
         self._set_gallery(keep, keep.gallery + drop.gallery, keep.gallery_cams + drop.gallery_cams)
         if drop.last_time > keep.last_time:
             keep.last_time, keep.last_camera = drop.last_time, drop.last_camera
-            keep.last_foot_px, keep.last_height_px = drop.last_foot_px, drop.last_height_px
             keep.last_tlbr_px = drop.last_tlbr_px
             keep.last_position, keep.last_height = drop.last_position, drop.last_height
         self._delete(drop.gid)

@@ -65,12 +65,9 @@ class DelayedIdentities:
                 dup[first] = False
                 ids = np.where(dup | np.isin(ids, ids[dup]), rows.identity, ids)
             out.append(mot_lines(fi, rows, ids))
-        if self.pending:  # forget tracks no row waiting can belong to
-            oldest = self.pending[0][0]
-            if len(self.latest) > 4 * len(self.pending[0][2].track_ids) + 64:
-                self.latest = {t: v for t, v in self.latest.items() if v[1] >= oldest}
-        else:
-            self.latest.clear()
+        if out:  # forget tracks no row still waiting can belong to
+            oldest = self.pending[0][0] if self.pending else np.inf
+            self.latest = {t: v for t, v in self.latest.items() if v[1] >= oldest}
         return "".join(out)
 
 
