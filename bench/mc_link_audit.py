@@ -25,8 +25,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "bench"):
     if str(p) not in sys.path:
@@ -34,32 +32,8 @@ for p in (ROOT, ROOT / "bench"):
 
 import mc_replay  # noqa: E402
 
-from tracker.core.boxes import iou_matrix  # noqa: E402
 from tracker.multicam.registry import IdentityRegistry  # noqa: E402
 from tracker.pipeline import load_run_config  # noqa: E402
-
-
-def track_people(data: dict, gt_root: Path) -> dict:
-    """(camera, local id) -> the ground-truth id the track's confirmed, matched rows cover most (-1: none)."""
-    votes: dict = collections.defaultdict(collections.Counter)
-    for cam in data["cameras"]:
-        rows = np.loadtxt(gt_root / cam / "gt" / "gt.txt", delimiter=",", ndmin=2)
-        gt = {int(f): rows[rows[:, 0] == f] for f in np.unique(rows[:, 0])}
-        for _, per_cam, _ in data["ticks"]:
-            if cam not in per_cam:
-                continue
-            fi, out = per_cam[cam]
-            keep = np.flatnonzero(np.asarray(out.confirmed) & (np.asarray(out.det_index) >= 0))
-            g = gt.get(fi)
-            for k in keep:
-                person = -1
-                if g is not None:
-                    gb = np.column_stack([g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]])
-                    iou = iou_matrix(np.asarray(out.tlbr)[k][None], gb)[0]
-                    j = int(np.argmax(iou))
-                    person = int(g[j, 1]) if iou[j] >= 0.5 else -1
-                votes[(cam, int(out.track_ids[k]))][person] += 1
-    return {key: v.most_common(1)[0][0] for key, v in votes.items()}
 
 
 def audit(data: dict, mc, people: dict) -> dict:
@@ -95,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MCTRACK_DATA_DIR", str(ROOT.parent / "shared" / "data"))
     gt_root = Path(os.environ["MCTRACK_DATA_DIR"]) / "PETS09-MC"
     data = mc_replay.record(args.config, [])
-    people = track_people(data, gt_root)
+    people = {key: v.most_common(1)[0][0] for key, v in mc_replay.track_votes(data, gt_root).items()}
     todo = mc_replay.variants(load_run_config(args.config).multicam)
     print(f"# .venv/bin/python bench/mc_link_audit.py --config {os.path.relpath(args.config, ROOT)} "
           f"--variants {' '.join(args.variants)}")

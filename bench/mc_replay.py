@@ -20,6 +20,7 @@ Prints one line per variant: per-camera and cross-camera HOTA/IDF1, identities p
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import hashlib
 import os
@@ -112,13 +113,56 @@ def record(cfg_path: str, overrides: list[str]) -> dict:
     return data
 
 
+class MotFiles:
+    """``<cam>.txt`` as the pipeline's MOT writer makes them: rows held back ``delay`` seconds (default: the
+    pipeline's ``output.mot_delay``), then written with the identity their track holds by then."""
+
+    def __init__(self, cameras: list[str], delay: float | None = None):
+        delay = OutputConfig().mot_delay if delay is None else delay
+        self.held = {c: DelayedIdentities(delay) for c in cameras}
+        self.lines: dict[str, list[str]] = {c: [] for c in cameras}
+
+    def add(self, cam: str, frame_index: int, out: TrackOutput) -> None:
+        self.lines[cam].append(self.held[cam].add(frame_index, float(out.timestamp), snapshot(out, "global")))
+
+    def write(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for cam, chunks in self.lines.items():
+            (out_dir / f"{cam}.txt").write_text("".join(chunks) + self.held[cam].flush())
+
+
+def track_votes(data: dict, gt_root: Path) -> dict:
+    """(camera, local id) -> Counter of the ground-truth ids its confirmed, matched rows cover (IoU >= 0.5 with the
+    best-overlapping ground-truth box; -1: none)."""
+    from tracker.core.boxes import iou_matrix
+
+    gt: dict[str, dict[int, np.ndarray]] = {}
+    for cam in data["cameras"]:
+        rows = np.loadtxt(gt_root / cam / "gt" / "gt.txt", delimiter=",", ndmin=2)
+        gt[cam] = {int(f): rows[rows[:, 0] == f] for f in np.unique(rows[:, 0])}
+    votes: dict = collections.defaultdict(collections.Counter)
+    for _, per_cam, _ in data["ticks"]:
+        for cam, (fi, out) in per_cam.items():
+            keep = np.flatnonzero(np.asarray(out.confirmed) & (np.asarray(out.det_index) >= 0))
+            g = gt[cam].get(fi)
+            if g is None:
+                for k in keep:
+                    votes[(cam, int(out.track_ids[k]))][-1] += 1
+                continue
+            if not len(keep):
+                continue
+            gb = np.column_stack([g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]])
+            iou = iou_matrix(np.asarray(out.tlbr)[keep], gb)
+            for r, k in enumerate(keep):
+                j = int(np.argmax(iou[r]))
+                votes[(cam, int(out.track_ids[k]))][int(g[j, 1]) if iou[r, j] >= 0.5 else -1] += 1
+    return votes
+
+
 def replay(data: dict, mc: MulticamConfig, out_dir: Path, delay: float | None = None) -> dict:
     """Feed the recorded ticks to a registry; write ``out_dir/<cam>.txt``; return timing."""
     reg = IdentityRegistry(mc) if mc.enabled else None
-    lines: dict[str, list[str]] = {c: [] for c in data["cameras"]}
-    if delay is None:  # the pipeline's MOT writer holds rows back this long (tracker.io.sinks.mot)
-        delay = OutputConfig().mot_delay
-    held = {c: DelayedIdentities(delay) for c in data["cameras"]}
+    files = MotFiles(data["cameras"], delay)
     times = []
     for now, per_cam, emb in data["ticks"]:
         outputs = {c: o for c, (_, o) in per_cam.items()}
@@ -127,12 +171,8 @@ def replay(data: dict, mc: MulticamConfig, out_dir: Path, delay: float | None = 
             outputs = reg.update(now, outputs, emb)
             times.append(time.perf_counter() - t)
         for cam, out in outputs.items():
-            lines[cam].append(held[cam].add(per_cam[cam][0], float(out.timestamp), snapshot(out, "global")))
-    for cam in data["cameras"]:
-        lines[cam].append(held[cam].flush())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for cam, chunks in lines.items():
-        (out_dir / f"{cam}.txt").write_text("".join(chunks))
+            files.add(cam, per_cam[cam][0], out)
+    files.write(out_dir)
     ms = 1000 * np.asarray(times) if times else np.zeros(1)
     learned = reg.learned_topology() if reg is not None else {"overlaps": [], "links": []}
     return {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)),
@@ -145,27 +185,11 @@ def oracle(data: dict, gt_root: Path, out_dir: Path) -> None:
     """The ceiling for these per-camera tracks: every track gets the ground-truth id it overlaps most
     (IoU >= 0.5 over its rows), i.e. perfect linking within and across cameras; tracks matching no
     person keep an id of their own (a duplicate in one frame too)."""
-    from tracker.core.boxes import iou_matrix
-
-    gt: dict[str, dict[int, np.ndarray]] = {}
-    for cam in data["cameras"]:
-        rows = np.loadtxt(gt_root / cam / "gt" / "gt.txt", delimiter=",", ndmin=2)
-        gt[cam] = {int(f): rows[rows[:, 0] == f] for f in np.unique(rows[:, 0])}
-    votes: dict[tuple[str, int], dict[int, int]] = {}
-    for _, per_cam, _ in data["ticks"]:
-        for cam, (fi, out) in per_cam.items():
-            g = gt[cam].get(fi)
-            keep = np.flatnonzero(np.asarray(out.confirmed) & (np.asarray(out.det_index) >= 0))
-            if g is None or not len(keep):
-                continue
-            gb = np.column_stack([g[:, 2], g[:, 3], g[:, 2] + g[:, 4], g[:, 3] + g[:, 5]])
-            iou = iou_matrix(np.asarray(out.tlbr)[keep], gb)
-            for r, k in enumerate(keep):
-                j = int(np.argmax(iou[r]))
-                if iou[r, j] >= 0.5:
-                    v = votes.setdefault((cam, int(out.track_ids[k])), {})
-                    v[int(g[j, 1])] = v.get(int(g[j, 1]), 0) + 1
-    best = {k: max(v, key=v.get) for k, v in votes.items()}
+    best = {}
+    for key, v in track_votes(data, gt_root).items():
+        people = [(n, p) for p, n in v.items() if p >= 0]  # the person covered most; first seen wins ties
+        if people:
+            best[key] = max(people, key=lambda np_: np_[0])[1]
     lines: dict[str, list[str]] = {c: [] for c in data["cameras"]}
     for _, per_cam, _ in data["ticks"]:
         for cam, (fi, out) in per_cam.items():

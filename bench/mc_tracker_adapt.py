@@ -19,7 +19,6 @@ Prints one line per way: per-camera and cross-camera HOTA/IDF1 and identities.
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import os
 import sys
@@ -36,12 +35,9 @@ for p in (ROOT, ROOT / "bench"):
 
 import mc_replay  # noqa: E402
 
-from tracker.config import OutputConfig  # noqa: E402
 from tracker.core.ids import IdAllocator  # noqa: E402
 from tracker.core.tracker import CameraTracker  # noqa: E402
 from tracker.core.types import Detections  # noqa: E402
-from tracker.io.sinks.mot import DelayedIdentities  # noqa: E402
-from tracker.io.sinks.records import snapshot  # noqa: E402
 from tracker.multicam.registry import IdentityRegistry  # noqa: E402
 from tracker.pipeline import load_run_config  # noqa: E402
 from tracker.scoring.multicam import evaluate_multicam  # noqa: E402
@@ -59,8 +55,7 @@ def calibrated(adapt, cam: str, e: np.ndarray | None) -> np.ndarray | None:
 def run(cfg, data: dict, way: str, final, gt_root: Path) -> str:
     trackers = {c: CameraTracker(cfg.tracker, IdAllocator()) for c in data["cameras"]}
     reg = IdentityRegistry(dataclasses.replace(cfg.multicam, enabled=True))
-    held = {c: DelayedIdentities(OutputConfig().mot_delay) for c in data["cameras"]}
-    lines: dict[str, list[str]] = collections.defaultdict(list)
+    files = mc_replay.MotFiles(data["cameras"])
     for (now, per_cam, emb), dets in zip(data["ticks"], data["dets"], strict=True):
         outs = {}
         for cam, d in dets.items():
@@ -70,10 +65,9 @@ def run(cfg, data: dict, way: str, final, gt_root: Path) -> str:
                 e = calibrated(adapt, cam, e)
             outs[cam] = trackers[cam].update(Detections(d.tlbr, d.scores, d.timestamp, e, d.frame_index))
         for cam, out in reg.update(now, outs, {c: emb.get(c) for c in outs}).items():
-            lines[cam].append(held[cam].add(per_cam[cam][0], float(out.timestamp), snapshot(out, "global")))
+            files.add(cam, per_cam[cam][0], out)
     out_dir = Path(tempfile.mkdtemp(prefix="mc_tracker_adapt_"))
-    for cam in data["cameras"]:
-        (out_dir / f"{cam}.txt").write_text("".join(lines[cam]) + held[cam].flush())
+    files.write(out_dir)
     res = evaluate_multicam(gt_root, out_dir)
     pc, cc = res["per_camera_combined"], res["cross_camera"]
     return (f"tracker_features={way:7s} per_camera HOTA={pc['HOTA']:.2f} IDF1={pc['IDF1']:.2f}  cross_camera "
